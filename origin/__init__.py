@@ -1,0 +1,1 @@
+"""The Outpost origin: conditions database behind deterministic, cacheable GET URLs."""

@@ -1,0 +1,11 @@
+"""Entry point for uvicorn workers: `uvicorn --factory origin.main:app_from_environment`."""
+
+from starlette.applications import Starlette
+
+from origin.app import create_app
+from origin.settings import OriginSettings
+from outpost.config import load_settings
+
+
+def app_from_environment() -> Starlette:
+    return create_app(load_settings(OriginSettings, "origin"))

@@ -1,0 +1,132 @@
+"""Answer bodies: rows → deterministic JSON bytes (orjson; key order fixed by construction).
+
+Times are rendered in the canonical spelling of `outpost.urls.format_time`, IOV keys as
+integers. The same rows always give the same bytes, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from outpost.urls import (
+    GlobalTagList,
+    GlobalTagMap,
+    Query,
+    Resolve,
+    TableQuery,
+    TagInfo,
+    TagIovs,
+    format_time,
+)
+
+__all__ = ["encode_answer"]
+
+Row = Mapping[str, Any]
+
+
+def _time(micros: int | None) -> str | None:
+    return None if micros is None else format_time(micros)
+
+
+def encode_answer(
+    query: Query,
+    head: Row,
+    rows: Sequence[Row],
+    *,
+    columns: Sequence[str] = (),
+    max_rows: int = 0,
+) -> bytes:
+    """The JSON body of `query`'s answer; `head` is its version row, `rows` its answer rows.
+
+    `columns` and `max_rows` describe a table query: its selected columns and the row cap.
+    """
+    return orjson.dumps(_document(query, head, rows, columns, max_rows))
+
+
+def _document(
+    query: Query, head: Row, rows: Sequence[Row], columns: Sequence[str], max_rows: int
+) -> Any:
+    match query:
+        case GlobalTagList():
+            return {"globaltags": [_global_tag(r) for r in rows]}
+        case GlobalTagMap(name=name):
+            return {
+                **_global_tag({"name": name, **head}),
+                "map": [
+                    {"record": r["record"], "label": r["label"], "tag": r["tag_name"]} for r in rows
+                ],
+            }
+        case TagInfo():
+            (row,) = rows
+            return {
+                "name": row["name"],
+                "time_type": row["time_type"],
+                "payload_type": row["payload_type"],
+                "description": row["description"],
+                "state": row["state"],
+                "created_at": _time(row["created_at"]),
+                "modified_at": _time(row["modified_at"]),
+            }
+        case TagIovs():
+            return {
+                "tag": query.tag,
+                "since": query.since,
+                "until": query.until,
+                "channel": query.channel,
+                "snapshot": _time(query.snapshot),
+                "iovs": [
+                    {
+                        "channel": r["channel"],
+                        "since": r["since"],
+                        "until": r["until"],
+                        "payload": r["payload_hash"],
+                        "size": r["size"],
+                        "insertion_time": _time(r["insertion_time"]),
+                    }
+                    for r in rows
+                ],
+            }
+        case Resolve():
+            return {
+                "globaltag": query.globaltag,
+                "run": query.run,
+                "lumi": query.lumi,
+                "time": query.time,
+                "snapshot": _time(query.snapshot),
+                "records": [
+                    {
+                        "record": r["record"],
+                        "label": r["label"],
+                        "tag": r["tag_name"],
+                        "time_type": r["time_type"],
+                        "channel": r["channel"],
+                        "since": r["since"],
+                        "until": r["until"],
+                        "payload": r["payload_hash"],
+                        "size": r["size"],
+                    }
+                    for r in rows
+                ],
+            }
+        case TableQuery():
+            limit = min(query.limit or max_rows, max_rows)
+            return {
+                "table": query.table,
+                "columns": list(columns),
+                "rows": [list(r.values()) for r in rows[:limit]],
+                "truncated": len(rows) > limit,
+            }
+    raise TypeError(f"no JSON encoding for {query!r}")
+
+
+def _global_tag(row: Row) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "state": row["state"],
+        "description": row["description"],
+        "created_at": _time(row["created_at"]),
+        "modified_at": _time(row["modified_at"]),
+    }

@@ -1,0 +1,67 @@
+"""The read adapter: runs a query's version and answer statements in one read transaction.
+
+The version row comes first; if the caller's `fresh_enough(head)` says the client's copy is
+current, the answer is never run (a 304 costs one small query). Both statements run in one
+transaction (WAL snapshot on SQLite, REPEATABLE READ on PostgreSQL), so the ETag always labels
+the bytes it was computed for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from origin.query.sql import TableAccess, answer_statement, version_statement
+from outpost.errors import NotFound
+from outpost.urls import GlobalTagMap, Payload, Query, Resolve, TagInfo, TagIovs
+
+__all__ = ["Head", "Reads"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """The version row: newest change time (µs) the answer depends on, and whether it is final."""
+
+    version: int | None
+    locked: bool
+    row: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Result:
+    head: Head
+    rows: Sequence[Mapping[str, Any]] | None  # None: not fetched (the client's copy is current)
+    data: bytes | None = None  # payload bytes
+
+
+class Reads:
+    def __init__(self, engine: Engine, access: TableAccess) -> None:
+        self._engine = engine
+        self.access = access
+
+    def read(self, query: Query, fresh_enough: Callable[[Head], bool]) -> Result:
+        with self._engine.connect() as conn, conn.begin():
+            row = conn.execute(version_statement(query, self.access)).mappings().first()
+            if row is None:
+                raise NotFound(_missing(query))
+            head = Head(version=row["version"], locked=bool(row["locked"]), row=dict(row))
+            if fresh_enough(head):
+                return Result(head, None)
+            result = conn.execute(answer_statement(query, self.access)).mappings().all()
+        if isinstance(query, Payload):
+            return Result(head, (), data=bytes(result[0]["data"]))
+        return Result(head, [dict(r) for r in result])
+
+
+def _missing(query: Query) -> str:
+    match query:
+        case Payload(hash=digest):
+            return f"payload {digest} does not exist"
+        case GlobalTagMap(name=name) | Resolve(globaltag=name):
+            return f"global tag {name!r} does not exist"
+        case TagInfo(name=name) | TagIovs(tag=name):
+            return f"tag {name!r} does not exist"
+    return f"nothing at {query.url()}"

@@ -1,0 +1,46 @@
+"""The origin's settings (`[origin]` in the TOML file, `OUTPOST_ORIGIN_*` variables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from origin.query.sql import DEFAULT_TABLES
+from outpost.config import SettingsError
+
+__all__ = ["OriginSettings"]
+
+
+@dataclass(frozen=True)
+class OriginSettings:
+    db: str = "sqlite:///outpost.sqlite"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ttl_short_seconds: int = 300
+    ttl_long_seconds: int = 21_600
+    snapshot_settle_seconds: int = 10
+    tokens_file: Path | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_url_bytes: int = 8 * 1024
+    gzip_min_bytes: int = 1024
+    query_tables: tuple[str, ...] = DEFAULT_TABLES
+    query_max_rows: int = 10_000
+    statement_timeout_ms: int = 30_000
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        positive = (
+            "port",
+            "ttl_short_seconds",
+            "ttl_long_seconds",
+            "max_body_bytes",
+            "max_url_bytes",
+            "query_max_rows",
+            "statement_timeout_ms",
+            "workers",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"origin.{name}={getattr(self, name)}: must be positive")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"origin.port={self.port}: expected 1..65535")

@@ -1,0 +1,409 @@
+"""Canonical URLs: the one spelling of every Outpost read.
+
+Every read is a GET whose URL is a pure function of the query. `parse` accepts any reasonable
+spelling (parameters in any order, `+5` or `05` for 5, a trailing slash, percent-escapes) and
+returns a typed query; `Query.url()` renders the one canonical spelling: fixed path shape,
+parameters sorted by name then value, integers in plain decimal, defaults left out, times as
+ISO-8601 UTC. The farm-node client builds URLs with it, the origin parses with it, and the proxy
+keys its cache on it, so two spellings of one query share one cache entry.
+
+Pure: imports only the standard library and `outpost.errors`; no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import quote, unquote_plus
+
+from outpost.errors import BadRequest, NotFound
+
+__all__ = [
+    "FILTER_OPS",
+    "INT64_MAX",
+    "LUMI_MAX",
+    "RUN_MAX",
+    "ROUTES",
+    "Filter",
+    "GlobalTagList",
+    "GlobalTagMap",
+    "Order",
+    "Payload",
+    "Query",
+    "Resolve",
+    "TableQuery",
+    "TagInfo",
+    "TagIovs",
+    "canonical",
+    "format_time",
+    "is_plain_name",
+    "parse",
+    "parse_time",
+]
+
+INT64_MAX: Final = 2**63 - 1
+RUN_MAX: Final = 2**31 - 1
+LUMI_MAX: Final = 2**32 - 1
+DEFAULT_LUMI: Final = 1
+MAX_PARAMS: Final = 64
+FILTER_OPS: Final = ("eq", "ne", "lt", "le", "gt", "ge", "in", "is")
+IS_VALUES: Final = ("null",)
+
+ROUTES: Final = (
+    "/v1/globaltags",
+    "/v1/globaltags/{globaltag}",
+    "/v1/tags/{tag}",
+    "/v1/tags/{tag}/iovs?since=A&until=B[&channel=C][&snapshot=T]",
+    "/v1/resolve/{globaltag}?run=R[&lumi=L][&time=T][&snapshot=T]",
+    "/v1/payloads/{sha256}",
+    "/v1/query/{table}?select=a,b&{column}={op}.{value}&order={column}.asc&limit=N",
+)
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_HASH = re.compile(r"[0-9a-fA-F]{64}")
+_INT = re.compile(r"[+]?[0-9]{1,25}")
+_SAFE_IN_VALUE: Final = "-._~:,()"
+_NAME_RULE: Final = "a plain name: letters, digits, '_', '.', '-', starting with a letter or digit"
+
+
+def is_plain_name(text: str) -> bool:
+    """True for names Outpost accepts for global tags, tags, records and labels."""
+    return _NAME.fullmatch(text) is not None
+
+
+# --- typed queries -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalTagList:
+    def url(self) -> str:
+        return "/v1/globaltags"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalTagMap:
+    name: str
+
+    def url(self) -> str:
+        return f"/v1/globaltags/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TagInfo:
+    name: str
+
+    def url(self) -> str:
+        return f"/v1/tags/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TagIovs:
+    """IOVs of one tag overlapping [since, until); `until=None` is open-ended."""
+
+    tag: str
+    since: int = 0
+    until: int | None = None
+    channel: int | None = None
+    snapshot: int | None = None  # microseconds since the epoch, UTC
+
+    def url(self) -> str:
+        params: list[tuple[str, str]] = []
+        if self.channel is not None:
+            params.append(("channel", str(self.channel)))
+        if self.since != 0:
+            params.append(("since", str(self.since)))
+        if self.snapshot is not None:
+            params.append(("snapshot", format_time(self.snapshot)))
+        if self.until is not None:
+            params.append(("until", str(self.until)))
+        return _with_params(f"/v1/tags/{self.tag}/iovs", params)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Everything a farm node needs for one (run, lumi) of a global tag.
+
+    `lumi` defaults to 1, the first luminosity section: what a run starts with. `time` is the
+    key for timestamp-typed tags; without it they resolve to their newest IOV (head).
+    """
+
+    globaltag: str
+    run: int
+    lumi: int = DEFAULT_LUMI
+    time: int | None = None
+    snapshot: int | None = None
+
+    def url(self) -> str:
+        params: list[tuple[str, str]] = []
+        if self.lumi != DEFAULT_LUMI:
+            params.append(("lumi", str(self.lumi)))
+        params.append(("run", str(self.run)))
+        if self.snapshot is not None:
+            params.append(("snapshot", format_time(self.snapshot)))
+        if self.time is not None:
+            params.append(("time", str(self.time)))
+        return _with_params(f"/v1/resolve/{self.globaltag}", params)
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    hash: str  # lower-case hex SHA-256
+
+    def url(self) -> str:
+        return f"/v1/payloads/{self.hash}"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """`column=op.value`; for `in`, `value` is a sorted tuple of distinct items."""
+
+    column: str
+    op: str
+    value: str | tuple[str, ...]
+
+    def render(self) -> str:
+        if isinstance(self.value, tuple):
+            items = ",".join(quote(item, safe="-._~:()") for item in self.value)
+            return f"{self.op}.({items})"
+        return f"{self.op}.{quote(self.value, safe=_SAFE_IN_VALUE)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    column: str
+    descending: bool = False
+
+    def render(self) -> str:
+        return f"{self.column}.{'desc' if self.descending else 'asc'}"
+
+
+@dataclass(frozen=True, slots=True)
+class TableQuery:
+    """A generic read over an allow-listed table; `select=()` means every allowed column."""
+
+    table: str
+    select: tuple[str, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    order: tuple[Order, ...] = ()
+    limit: int | None = None
+
+    def url(self) -> str:
+        params = [(f.column, f.render()) for f in self.filters]
+        if self.select:
+            params.append(("select", ",".join(self.select)))
+        if self.order:
+            params.append(("order", ",".join(o.render() for o in self.order)))
+        if self.limit is not None:
+            params.append(("limit", str(self.limit)))
+        return _with_params(f"/v1/query/{self.table}", params)
+
+
+Query = GlobalTagList | GlobalTagMap | TagInfo | TagIovs | Resolve | Payload | TableQuery
+
+
+def _with_params(path: str, params: list[tuple[str, str]]) -> str:
+    if not params:
+        return path
+    return path + "?" + "&".join(f"{k}={v}" for k, v in sorted(params))
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def canonical(path: str, query_string: str = "") -> str:
+    """The canonical URL (path and query) of any accepted spelling of a read."""
+    return parse(path, query_string).url()
+
+
+def parse(path: str, query_string: str = "") -> Query:
+    """Parse a decoded path and a raw query string into a typed query.
+
+    Raises `NotFound` for a path that is no read route and `BadRequest` for anything malformed.
+    """
+    segments = path.rstrip("/").split("/") if path != "/" else [""]
+    if len(segments) < 3 or segments[0] != "" or segments[1] != "v1":
+        raise _unknown_route(path)
+    params = _split_query(query_string)
+    kind, rest = segments[2], segments[3:]
+    match kind, rest:
+        case "globaltags", []:
+            _expect_params(params, ())
+            return GlobalTagList()
+        case "globaltags", [name]:
+            _expect_params(params, ())
+            return GlobalTagMap(_name(name, "global tag"))
+        case "tags", [name]:
+            _expect_params(params, ())
+            return TagInfo(_name(name, "tag"))
+        case "tags", [name, "iovs"]:
+            return _parse_iovs(_name(name, "tag"), params)
+        case "resolve", [name]:
+            return _parse_resolve(_name(name, "global tag"), params)
+        case "payloads", [digest]:
+            _expect_params(params, ())
+            if not _HASH.fullmatch(digest):
+                raise BadRequest(
+                    f"{digest!r} is not a SHA-256 hash", accepted="64 hexadecimal digits"
+                )
+            return Payload(digest.lower())
+        case "query", [table]:
+            return _parse_table_query(_identifier(table, "table"), params)
+    raise _unknown_route(path)
+
+
+def _unknown_route(path: str) -> NotFound:
+    return NotFound(f"no read route matches {path[:200]!r}", accepted=list(ROUTES))
+
+
+def _split_query(query_string: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for field in query_string.split("&"):
+        if not field:
+            continue
+        key, eq, value = field.partition("=")
+        if not eq:
+            raise BadRequest(f"query field {field[:100]!r} has no '='", accepted="name=value")
+        try:
+            pairs.append((unquote_plus(key, errors="strict"), unquote_plus(value, errors="strict")))
+        except UnicodeDecodeError as exc:
+            raise BadRequest("query string is not valid percent-encoded UTF-8") from exc
+        if len(pairs) > MAX_PARAMS:
+            raise BadRequest(f"more than {MAX_PARAMS} query parameters")
+    return pairs
+
+
+def _expect_params(params: list[tuple[str, str]], allowed: tuple[str, ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in params:
+        if key not in allowed:
+            raise BadRequest(f"unknown parameter {key[:100]!r}", accepted=list(allowed))
+        if key in found:
+            raise BadRequest(f"parameter {key!r} given more than once")
+        found[key] = value
+    return found
+
+
+def _name(text: str, what: str) -> str:
+    if not is_plain_name(text):
+        raise BadRequest(f"{what} name {text[:200]!r} is not a plain name", accepted=_NAME_RULE)
+    return text
+
+
+def _identifier(text: str, what: str) -> str:
+    if not _IDENT.fullmatch(text):
+        raise BadRequest(
+            f"{what} {text[:200]!r} is not a plain identifier",
+            accepted="letters, digits and '_', not starting with a digit",
+        )
+    return text
+
+
+def _int(text: str, what: str, low: int, high: int) -> int:
+    if not _INT.fullmatch(text):
+        raise BadRequest(f"{what}={text[:100]!r} is not an integer", accepted=f"{low}..{high}")
+    value = int(text)
+    if not low <= value <= high:
+        raise BadRequest(f"{what}={value} is out of range", accepted=f"{low}..{high}")
+    return value
+
+
+def parse_time(text: str, what: str = "snapshot") -> int:
+    """ISO-8601 with a time zone, or Unix seconds, to microseconds since the epoch (UTC)."""
+    if _INT.fullmatch(text):
+        seconds = _int(text, what, 0, 253402300799)
+        return seconds * 1_000_000
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequest(
+            f"{what}={text[:100]!r} is not a time",
+            accepted="ISO-8601 with a time zone (2026-05-01T12:00:00Z) or Unix seconds",
+        ) from exc
+    if moment.tzinfo is None:
+        raise BadRequest(f"{what}={text[:100]!r} has no time zone", accepted="e.g. a trailing Z")
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if micros < 0:
+        raise BadRequest(f"{what}={text[:100]!r} is before 1970", accepted="1970 or later")
+    return micros
+
+
+def format_time(micros: int) -> str:
+    """The canonical spelling of a time: `2026-05-01T12:00:00Z`, microseconds only if set."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction:06d}Z" if fraction else f"{stamp}Z"
+
+
+def _parse_iovs(tag: str, params: list[tuple[str, str]]) -> TagIovs:
+    found = _expect_params(params, ("channel", "since", "snapshot", "until"))
+    since = _int(found["since"], "since", 0, INT64_MAX) if "since" in found else 0
+    until = _int(found["until"], "until", 0, INT64_MAX) if "until" in found else None
+    if until is not None and until <= since:
+        raise BadRequest(f"until={until} is not after since={since}", accepted="since < until")
+    channel = _int(found["channel"], "channel", 0, INT64_MAX) if "channel" in found else None
+    snapshot = parse_time(found["snapshot"]) if "snapshot" in found else None
+    return TagIovs(tag, since=since, until=until, channel=channel, snapshot=snapshot)
+
+
+def _parse_resolve(globaltag: str, params: list[tuple[str, str]]) -> Resolve:
+    found = _expect_params(params, ("lumi", "run", "snapshot", "time"))
+    if "run" not in found:
+        raise BadRequest("resolve needs run=R", accepted=ROUTES[4])
+    return Resolve(
+        globaltag,
+        run=_int(found["run"], "run", 0, RUN_MAX),
+        lumi=_int(found["lumi"], "lumi", 0, LUMI_MAX) if "lumi" in found else DEFAULT_LUMI,
+        time=_int(found["time"], "time", 0, INT64_MAX) if "time" in found else None,
+        snapshot=parse_time(found["snapshot"]) if "snapshot" in found else None,
+    )
+
+
+def _parse_table_query(table: str, params: list[tuple[str, str]]) -> TableQuery:
+    select: tuple[str, ...] = ()
+    order: tuple[Order, ...] = ()
+    limit: int | None = None
+    filters: list[Filter] = []
+    seen: set[str] = set()
+    for key, value in params:
+        if key in ("select", "order", "limit"):
+            if key in seen:
+                raise BadRequest(f"parameter {key!r} given more than once")
+            seen.add(key)
+        if key == "select":
+            select = tuple(_identifier(c, "column") for c in value.split(","))
+            if len(set(select)) != len(select):
+                raise BadRequest(f"select={value[:200]!r} names a column twice")
+        elif key == "order":
+            order = tuple(_order(item) for item in value.split(","))
+        elif key == "limit":
+            limit = _int(value, "limit", 1, INT64_MAX)
+        else:
+            filters.append(_filter(_identifier(key, "column"), value))
+    unique = sorted(set(filters), key=lambda f: (f.column, f.render()))
+    return TableQuery(table, select=select, filters=tuple(unique), order=order, limit=limit)
+
+
+def _order(item: str) -> Order:
+    column, _, direction = item.partition(".")
+    if direction not in ("", "asc", "desc"):
+        raise BadRequest(f"order {item[:100]!r} has no direction", accepted=["asc", "desc"])
+    return Order(_identifier(column, "column"), descending=direction == "desc")
+
+
+def _filter(column: str, text: str) -> Filter:
+    op, dot, value = text.partition(".")
+    if not dot or op not in FILTER_OPS:
+        raise BadRequest(
+            f"filter {column}={text[:100]!r} has no known operator", accepted=list(FILTER_OPS)
+        )
+    if op == "in":
+        if not (value.startswith("(") and value.endswith(")")):
+            raise BadRequest(f"{column}=in.{value[:100]} needs a list", accepted="in.(a,b,c)")
+        return Filter(column, op, tuple(sorted(set(value[1:-1].split(",")))))
+    if op == "is" and value not in IS_VALUES:
+        raise BadRequest(f"{column}=is.{value[:100]} is not supported", accepted=list(IS_VALUES))
+    return Filter(column, op, value)

@@ -1,0 +1,1 @@
+"""The Outpost caching proxy (node, site and central tiers): not built yet."""

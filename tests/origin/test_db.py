@@ -1,0 +1,75 @@
+"""The database layer: migrations match the schema, readers cannot write, SQLite runs in WAL."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.exc import DBAPIError
+
+from origin.db import create_engines, migrate, normalise_url
+from origin.schema import metadata, tags
+from outpost.errors import BadRequest
+
+
+def test_migrations_produce_exactly_the_schema(empty_db: str) -> None:
+    engine = create_engine(normalise_url(empty_db))
+    try:
+        with engine.connect() as conn:
+            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+
+def test_migrating_twice_changes_nothing(empty_db: str) -> None:
+    migrate(empty_db)
+    engines = create_engines(empty_db)
+    try:
+        with engines.reader.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    finally:
+        engines.dispose()
+
+
+def test_the_read_engine_refuses_to_write(empty_db: str) -> None:
+    engines = create_engines(empty_db)
+    row = {
+        "name": "T",
+        "time_type": "run",
+        "payload_type": "X",
+        "description": "",
+        "state": "open",
+        "created_at": 0,
+        "modified_at": 0,
+    }
+    try:
+        with pytest.raises(DBAPIError), engines.reader.begin() as conn:
+            conn.execute(insert(tags).values(**row))
+        with engines.writer.begin() as conn:
+            conn.execute(insert(tags).values(**row))
+    finally:
+        engines.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/wal.sqlite"
+    migrate(url)
+    engines = create_engines(url)
+    try:
+        with engines.reader.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engines.dispose()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "mysql://x@y/z", "not a url"])
+def test_unsupported_database_urls_are_refused_by_name(url: str) -> None:
+    with pytest.raises(BadRequest) as raised:
+        normalise_url(url)
+    assert raised.value.accepted
+
+
+def test_postgresql_scheme_gets_the_psycopg_driver() -> None:
+    assert normalise_url("postgresql://u@h:5/d").startswith("postgresql+psycopg://")
