@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from origin.auth import Action, TokenBook
+from origin.inputs import parse_global_tag, parse_iovs, parse_new_tag, parse_object_type
 from origin.metrics import OriginMetrics, route_label
 from origin.query.conditional import (
     accepts_gzip,
@@ -33,7 +34,7 @@ from origin.query.conditional import (
 from origin.query.encode import encode_answer
 from origin.query.ttl import TTLPolicy, ttl_class
 from origin.reads import Head, Reads
-from origin.writes import Writes, parse_global_tag, parse_iovs, parse_new_tag
+from origin.writes import Writes
 from outpost.errors import BadRequest, PayloadTooLarge
 from outpost.urls import Payload, Query, TableQuery, parse
 
@@ -127,7 +128,7 @@ class Api:
         extra = set(request.query_params) - {"object_type"}
         if extra:
             raise BadRequest(f"unknown parameters {sorted(extra)}", accepted=["object_type"])
-        object_type = request.query_params.get("object_type", "blob")
+        object_type = parse_object_type(request.query_params.get("object_type", "blob"))
         data = await self._body(request)
         digest, created = await to_thread.run_sync(self.writes.put_payload, data, object_type)
         return _json(
@@ -135,8 +136,9 @@ class Api:
         )
 
     async def post_tag(self, request: Request) -> Response:
+        principal = self.tokens.authenticate(request.headers.get("authorization"))
         tag = parse_new_tag(await self._json(request))
-        self.tokens.authorize(request.headers.get("authorization"), Action.WRITE_TAG, tag.name)
+        principal.require(Action.WRITE_TAG, tag.name)
         created = await to_thread.run_sync(self.writes.create_tag, tag)
         return _json({"name": tag.name, "created": created}, 201 if created else 200)
 

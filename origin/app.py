@@ -27,7 +27,7 @@ from origin.api import Api
 from origin.auth import TokenBook
 from origin.db import Engines, create_engines
 from origin.metrics import OriginMetrics, route_label
-from origin.query.sql import DEFAULT_TABLES, default_table_access
+from origin.query.table import DEFAULT_TABLES, default_table_access
 from origin.query.ttl import TTLPolicy
 from origin.reads import Reads
 from origin.settings import OriginSettings

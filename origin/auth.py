@@ -42,6 +42,15 @@ class Principal:
     tag_globs: tuple[str, ...]
     token_sha256: str
 
+    def require(self, action: Action, tag: str | None = None) -> None:
+        """Raise `Forbidden` unless this principal may do `action` (on `tag`)."""
+        if not self.may(action, tag):
+            scope = f" on tag {tag!r}" if tag else ""
+            raise Forbidden(
+                f"{self.name} ({self.role}) may not {action}{scope}",
+                accepted=list(self.tag_globs) if action is Action.WRITE_TAG else "role admin",
+            )
+
     def may(self, action: Action, tag: str | None = None) -> bool:
         if self.role == "admin":
             return True
@@ -86,30 +95,33 @@ class TokenBook:
             )
         return cls(principals)
 
-    def authorize(
-        self, authorization: str | None, action: Action, tag: str | None = None
-    ) -> Principal:
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal behind an Authorization header, or `Unauthorized` with a challenge."""
+        challenge = {"WWW-Authenticate": 'Bearer realm="outpost"'}
         if not authorization:
             raise Unauthorized(
-                f"{action} needs a bearer token",
+                "writes need a bearer token",
                 accepted="Authorization: Bearer <token>",
-                headers={"WWW-Authenticate": 'Bearer realm="outpost"'},
+                headers=challenge,
             )
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized(
-                "the Authorization header is not a bearer token", accepted="Bearer <token>"
+                "the Authorization header is not a bearer token",
+                accepted="Authorization: Bearer <token>",
+                headers=challenge,
             )
         digest = hashlib.sha256(token.strip().encode()).hexdigest()
-        principal = next(
-            (p for p in self._principals if hmac.compare_digest(p.token_sha256, digest)), None
+        for principal in self._principals:
+            if hmac.compare_digest(principal.token_sha256, digest):
+                return principal
+        raise Unauthorized(
+            "unknown token", accepted="a token from the origin's tokens file", headers=challenge
         )
-        if principal is None:
-            raise Unauthorized("unknown token", accepted="a token from the origin's tokens file")
-        if not principal.may(action, tag):
-            scope = f" on tag {tag!r}" if tag else ""
-            raise Forbidden(
-                f"{principal.name} ({principal.role}) may not {action}{scope}",
-                accepted=list(principal.tag_globs) if action is Action.WRITE_TAG else "role admin",
-            )
+
+    def authorize(
+        self, authorization: str | None, action: Action, tag: str | None = None
+    ) -> Principal:
+        principal = self.authenticate(authorization)
+        principal.require(action, tag)
         return principal

@@ -17,8 +17,9 @@
         map:
           - {record: EcalPedestalsRcd, label: "", tag: EcalPedestals_v1_hlt}
 
-The whole file is parsed and every payload file read before anything is written, so a typo
-fails the import without touching the database. Paths are relative to the file.
+The whole file is parsed and every payload file read first, then everything is written in one
+transaction: an import either happens whole or leaves the database untouched. Paths are relative
+to the file.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ from typing import Any
 import orjson
 import yaml
 
-from origin.writes import (
+from origin.inputs import (
     GlobalTagUpdate,
     NewIov,
     NewTag,
-    Writes,
     parse_global_tag,
     parse_iovs,
     parse_new_tag,
+    parse_object_type,
 )
+from origin.writes import Writes
 from outpost.errors import BadRequest
 
 __all__ = ["LoadSummary", "load_file"]
@@ -60,7 +62,10 @@ class _TagPlan:
 
 
 def _read(path: Path) -> Any:
-    text = path.read_bytes()
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
     try:
         if path.suffix.lower() == ".json":
             return orjson.loads(text)
@@ -74,36 +79,46 @@ def load_file(path: Path, writes: Writes) -> LoadSummary:
     if not isinstance(doc, dict) or set(doc) - {"payloads", "tags", "globaltags"}:
         raise BadRequest(f"{path}: expected a mapping of payloads, tags and globaltags")
     blobs: dict[str, tuple[bytes, str]] = {}
-    for name, spec in (doc.get("payloads") or {}).items():
+    specs = doc.get("payloads") or {}
+    if not isinstance(specs, dict):
+        raise BadRequest(f"{path}: payloads must map names to {{file, object_type}}")
+    for name, spec in specs.items():
         if not isinstance(spec, dict) or "file" not in spec:
             raise BadRequest(f"{path}: payload {name!r} needs a file")
-        blob_path = path.parent / str(spec["file"])
+        object_type = parse_object_type(str(spec.get("object_type", "blob")))
         try:
-            blobs[str(name)] = (blob_path.read_bytes(), str(spec.get("object_type", "blob")))
+            blobs[str(name)] = ((path.parent / str(spec["file"])).read_bytes(), object_type)
         except OSError as exc:
-            raise BadRequest(f"{path}: payload {name!r}: {exc}") from exc
-    plans = [_plan_tag(path, item, blobs) for item in doc.get("tags") or []]
+            raise BadRequest(f"{path}: payload {name!r}: {exc.strerror}") from exc
+    tag_items = doc.get("tags") or []
+    if not isinstance(tag_items, list):
+        raise BadRequest(f"{path}: tags must be a list")
+    plans = [_plan_tag(path, item, blobs) for item in tag_items]
     global_tags: list[tuple[str, GlobalTagUpdate]] = []
-    for item in doc.get("globaltags") or []:
+    gt_items = doc.get("globaltags") or []
+    if not isinstance(gt_items, list):
+        raise BadRequest(f"{path}: globaltags must be a list")
+    for item in gt_items:
         if not isinstance(item, dict) or "name" not in item:
             raise BadRequest(f"{path}: every global tag needs a name")
         body = {k: v for k, v in item.items() if k != "name"}
         global_tags.append((str(item["name"]), parse_global_tag(body)))
 
-    hashes = {name: writes.put_payload(data, kind)[0] for name, (data, kind) in blobs.items()}
     iov_count = 0
-    for plan in plans:
-        writes.create_tag(plan.tag)
-        resolved = tuple(
-            NewIov(i.since, hashes.get(i.payload, i.payload), i.channel) for i in plan.iovs
-        )
-        if resolved:
-            writes.append_iovs(plan.tag.name, resolved)
-            iov_count += len(resolved)
-        if plan.lock:
-            writes.lock_tag(plan.tag.name)
-    for name, change in global_tags:
-        writes.put_global_tag(name, change)
+    with writes.session() as session:
+        hashes = {name: session.put_payload(data, kind)[0] for name, (data, kind) in blobs.items()}
+        for plan in plans:
+            session.create_tag(plan.tag)
+            resolved = tuple(
+                NewIov(i.since, hashes.get(i.payload, i.payload), i.channel) for i in plan.iovs
+            )
+            if resolved:
+                session.append_iovs(plan.tag.name, resolved)
+                iov_count += len(resolved)
+            if plan.lock:
+                session.lock_tag(plan.tag.name)
+        for name, change in global_tags:
+            session.put_global_tag(name, change)
     return LoadSummary(len(blobs), len(plans), iov_count, len(global_tags))
 
 

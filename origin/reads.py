@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from origin.query.sql import TableAccess, answer_statement, version_statement
+from origin.query.sql import answer_statement, version_statement
+from origin.query.table import TableAccess
 from outpost.errors import NotFound
 from outpost.urls import GlobalTagMap, Payload, Query, Resolve, TagInfo, TagIovs
 
@@ -44,13 +45,15 @@ class Reads:
 
     def read(self, query: Query, fresh_enough: Callable[[Head], bool]) -> Result:
         with self._engine.connect() as conn, conn.begin():
-            row = conn.execute(version_statement(query, self.access)).mappings().first()
+            statement, params = version_statement(query, self.access)
+            row = conn.execute(statement, params).mappings().first()
             if row is None:
                 raise NotFound(_missing(query))
             head = Head(version=row["version"], locked=bool(row["locked"]), row=dict(row))
             if fresh_enough(head):
                 return Result(head, None)
-            result = conn.execute(answer_statement(query, self.access)).mappings().all()
+            statement, params = answer_statement(query, self.access)
+            result = conn.execute(statement, params).mappings().all()
         if isinstance(query, Payload):
             return Result(head, (), data=bytes(result[0]["data"]))
         return Result(head, [dict(r) for r in result])

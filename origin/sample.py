@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from origin.inputs import GlobalTagUpdate, MapEntry, NewIov, NewTag
 from origin.query.sql import run_lumi_key
-from origin.writes import GlobalTagUpdate, MapEntry, NewIov, NewTag, Writes
+from origin.writes import Writes
 
 __all__ = ["HLT_GLOBAL_TAG", "PROMPT_GLOBAL_TAG", "SampleSummary", "build_sample"]
 

@@ -56,10 +56,12 @@ payloads = Table(
     "payloads",
     metadata,
     Column("hash", String(64), primary_key=True),
-    Column("data", LargeBinary, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("object_type", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Last: SQLite reads a row's columns in order, so a column after a large blob costs a walk
+    # through the blob's overflow pages.
+    Column("data", LargeBinary, nullable=False),
 )
 
 tags = Table(

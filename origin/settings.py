@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from origin.query.sql import DEFAULT_TABLES
+from origin.query.table import DEFAULT_TABLES
 from outpost.config import SettingsError
 
 __all__ = ["OriginSettings"]

@@ -109,9 +109,8 @@ def _convert(key: str, value: Any, hint: Any) -> Any:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise SettingsError(f"{key}={value!r}: expected a list")
-        return tuple(
-            _convert(key, i.strip() if isinstance(i, str) else i, item) for i in items if i != ""
-        )
+        stripped = [i.strip() if isinstance(i, str) else i for i in items]
+        return tuple(_convert(key, i, item) for i in stripped if i != "")
     if hint is bool:
         if isinstance(value, bool):
             return value

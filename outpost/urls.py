@@ -1,7 +1,8 @@
 """Canonical URLs: the one spelling of every Outpost read.
 
 Every read is a GET whose URL is a pure function of the query. `parse` accepts any reasonable
-spelling (parameters in any order, `+5` or `05` for 5, a trailing slash, percent-escapes) and
+spelling (parameters in any order, `05` or `%2B5` for 5, a trailing slash, percent-escapes of
+unreserved characters; a literal `+` is a space, as in any query string) and
 returns a typed query; `Query.url()` renders the one canonical spelling: fixed path shape,
 parameters sorted by name then value, integers in plain decimal, defaults left out, times as
 ISO-8601 UTC. The farm-node client builds URLs with it, the origin parses with it, and the proxy
@@ -66,6 +67,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _INT = re.compile(r"[+]?[0-9]{1,25}")
 _SAFE_IN_VALUE: Final = "-._~:,()"
+_LATEST_TIME: Final = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z in µs
 _NAME_RULE: Final = "a plain name: letters, digits, '_', '.', '-', starting with a letter or digit"
 
 
@@ -166,7 +168,7 @@ class Filter:
 
     def render(self) -> str:
         if isinstance(self.value, tuple):
-            items = ",".join(quote(item, safe="-._~:()") for item in self.value)
+            items = ",".join(quote(item, safe="-._~:()") for item in self.value)  # ',' → %2C
             return f"{self.op}.({items})"
         return f"{self.op}.{quote(self.value, safe=_SAFE_IN_VALUE)}"
 
@@ -258,7 +260,16 @@ def _unknown_route(path: str) -> NotFound:
     return NotFound(f"no read route matches {path[:200]!r}", accepted=list(ROUTES))
 
 
+def _decode(raw: str) -> str:
+    try:
+        return unquote_plus(raw, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("query string is not valid percent-encoded UTF-8") from exc
+
+
 def _split_query(query_string: str) -> list[tuple[str, str]]:
+    """(decoded name, raw value) pairs: a value is decoded where its syntax is known, so an
+    escaped `,` inside an `in` list stays part of its item."""
     pairs: list[tuple[str, str]] = []
     for field in query_string.split("&"):
         if not field:
@@ -266,10 +277,7 @@ def _split_query(query_string: str) -> list[tuple[str, str]]:
         key, eq, value = field.partition("=")
         if not eq:
             raise BadRequest(f"query field {field[:100]!r} has no '='", accepted="name=value")
-        try:
-            pairs.append((unquote_plus(key, errors="strict"), unquote_plus(value, errors="strict")))
-        except UnicodeDecodeError as exc:
-            raise BadRequest("query string is not valid percent-encoded UTF-8") from exc
+        pairs.append((_decode(key), value))
         if len(pairs) > MAX_PARAMS:
             raise BadRequest(f"more than {MAX_PARAMS} query parameters")
     return pairs
@@ -277,12 +285,12 @@ def _split_query(query_string: str) -> list[tuple[str, str]]:
 
 def _expect_params(params: list[tuple[str, str]], allowed: tuple[str, ...]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for key, value in params:
+    for key, raw in params:
         if key not in allowed:
             raise BadRequest(f"unknown parameter {key[:100]!r}", accepted=list(allowed))
         if key in found:
             raise BadRequest(f"parameter {key!r} given more than once")
-        found[key] = value
+        found[key] = _decode(raw)
     return found
 
 
@@ -326,8 +334,8 @@ def parse_time(text: str, what: str = "snapshot") -> int:
         raise BadRequest(f"{what}={text[:100]!r} has no time zone", accepted="e.g. a trailing Z")
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    if micros < 0:
-        raise BadRequest(f"{what}={text[:100]!r} is before 1970", accepted="1970 or later")
+    if not 0 <= micros <= _LATEST_TIME:
+        raise BadRequest(f"{what}={text[:100]!r} is out of range", accepted="1970 to 9999, UTC")
     return micros
 
 
@@ -368,11 +376,12 @@ def _parse_table_query(table: str, params: list[tuple[str, str]]) -> TableQuery:
     limit: int | None = None
     filters: list[Filter] = []
     seen: set[str] = set()
-    for key, value in params:
+    for key, raw in params:
         if key in ("select", "order", "limit"):
             if key in seen:
                 raise BadRequest(f"parameter {key!r} given more than once")
             seen.add(key)
+        value = _decode(raw)
         if key == "select":
             select = tuple(_identifier(c, "column") for c in value.split(","))
             if len(set(select)) != len(select):
@@ -382,7 +391,7 @@ def _parse_table_query(table: str, params: list[tuple[str, str]]) -> TableQuery:
         elif key == "limit":
             limit = _int(value, "limit", 1, INT64_MAX)
         else:
-            filters.append(_filter(_identifier(key, "column"), value))
+            filters.append(_filter(_identifier(key, "column"), raw))
     unique = sorted(set(filters), key=lambda f: (f.column, f.render()))
     return TableQuery(table, select=select, filters=tuple(unique), order=order, limit=limit)
 
@@ -394,16 +403,35 @@ def _order(item: str) -> Order:
     return Order(_identifier(column, "column"), descending=direction == "desc")
 
 
-def _filter(column: str, text: str) -> Filter:
-    op, dot, value = text.partition(".")
+_ESCAPED_UNRESERVED = re.compile(r"%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])")
+
+
+def _unescape_unreserved(raw: str) -> str:
+    """Undo percent-escapes of unreserved characters: they mean the same (RFC 3986 §6.2.2.2)."""
+    return _ESCAPED_UNRESERVED.sub(lambda m: chr(int(m.group(1), 16)), raw)
+
+
+def _filter(column: str, raw: str) -> Filter:
+    """`op.value` from a raw (still percent-encoded) query value."""
+    raw_op, dot, raw_value = _unescape_unreserved(raw).partition(".")
+    op = _decode(raw_op)
     if not dot or op not in FILTER_OPS:
         raise BadRequest(
-            f"filter {column}={text[:100]!r} has no known operator", accepted=list(FILTER_OPS)
+            f"filter {column}={_decode(raw)[:100]!r} has no known operator",
+            accepted=list(FILTER_OPS),
         )
     if op == "in":
-        if not (value.startswith("(") and value.endswith(")")):
-            raise BadRequest(f"{column}=in.{value[:100]} needs a list", accepted="in.(a,b,c)")
-        return Filter(column, op, tuple(sorted(set(value[1:-1].split(",")))))
+        # The list's own "(", "," and ")" are literal; escaped ones (%2C) belong to an item.
+        if not (len(raw_value) >= 2 and raw_value[0] == "(" and raw_value[-1] == ")"):
+            raise BadRequest(f"{column}=in.{raw_value[:100]} needs a list", accepted="in.(a,b,c)")
+        inner = raw_value[1:-1]
+        items = [_decode(item) for item in inner.split(",")] if inner else []
+        if "" in items:
+            raise BadRequest(
+                f"{column}=in.{raw_value[:100]} has an empty item", accepted="in.(a,b,c)"
+            )
+        return Filter(column, op, tuple(sorted(set(items))))
+    value = _decode(raw_value)
     if op == "is" and value not in IS_VALUES:
         raise BadRequest(f"{column}=is.{value[:100]} is not supported", accepted=list(IS_VALUES))
     return Filter(column, op, value)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from support.asgi import AppClient
+from support.origin import TOKENS, MakeClient
 from support.servers import PostgresServer, postgres_server
 
 from origin.app import create_app
@@ -25,36 +26,8 @@ from origin.db import Engines, create_engines, migrate
 from origin.sample import build_sample
 from origin.settings import OriginSettings
 
-WRITER_TOKEN = "ecal-writer-token"
-ADMIN_TOKEN = "admin-token"
-TOKENS = f"""
-[[token]]
-name = "ecal-calibration"
-role = "writer"
-tags = ["Ecal*"]
-token = "{WRITER_TOKEN}"
-
-[[token]]
-name = "run-coordinator"
-role = "admin"
-token = "{ADMIN_TOKEN}"
-"""
-
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 _counter = itertools.count()
-
-
-class FakeClock:
-    """Microseconds since the epoch, moved by hand."""
-
-    def __init__(self, now: int = 1_800_000_000_000_000) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1_000_000)
 
 
 def _fill(url: str, sample: bool) -> None:
@@ -126,9 +99,6 @@ def tokens_file(tmp_path: Path) -> Path:
     return path
 
 
-MakeClient = Callable[..., AppClient]
-
-
 @pytest.fixture
 def make_client(tokens_file: Path) -> Iterator[MakeClient]:
     """Start an origin app (lifespan included) over `db`; stopped at the end of the test."""
@@ -156,11 +126,3 @@ def make_client(tokens_file: Path) -> Iterator[MakeClient]:
 def client(sample_db: str, make_client: MakeClient) -> AppClient:
     """An origin over a private copy of the sample database."""
     return make_client(sample_db)
-
-
-def writer(token: str = WRITER_TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def admin() -> dict[str, str]:
-    return writer(ADMIN_TOKEN)

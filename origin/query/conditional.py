@@ -9,6 +9,7 @@ the same content, so If-None-Match matches either.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 __all__ = [
@@ -66,8 +67,8 @@ def is_not_modified(
             since = parsedate_to_datetime(if_modified_since)
         except (TypeError, ValueError, IndexError):
             return False  # an invalid date is ignored (RFC 9110 §13.1.3)
-        if since.tzinfo is None:
-            return False
+        if since.tzinfo is None:  # asctime dates carry no zone and are UTC (RFC 9110 §5.6.7)
+            since = since.replace(tzinfo=UTC)
         return last_modified_micros // 1_000_000 <= int(since.timestamp())
     return False
 

@@ -1,30 +1,25 @@
-"""Typed queries → SQLAlchemy Core statements, all values as bound parameters.
+"""Typed queries → SQLAlchemy Core statements with bound parameters.
 
 Each read has two statements: the *answer* (rows for the body) and the *version* (one row: does
-the subject exist, the newest change time of every row the answer depends on, and what the TTL
-class needs). The origin runs the version first; the ETag and Last-Modified come from it, so a
-conditional GET is answered 304 without running or serialising the answer.
+the subject exist, the newest change time of every row the answer depends on, and whether that
+can still change). The origin runs the version first; the ETag and Last-Modified come from it,
+so a conditional GET is answered 304 without running or serialising the answer.
 
 "Newest insertion wins": an IOV (or a global-tag map entry) re-inserted with the same key later
 replaces the earlier one, and a snapshot bound `insertion_time <= :snapshot` sees the database as
-it was then. Without a snapshot the bound is INT64_MAX, so the statement shape never changes.
+it was then. Without a snapshot the bound is INT64_MAX, so a statement's shape depends only on
+the kind of query: each shape is built once and cached, and a request only supplies parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     BindParameter,
     ColumnElement,
-    Integer,
     Select,
-    String,
-    Table,
-    Text,
     and_,
     bindparam,
     case,
@@ -33,30 +28,24 @@ from sqlalchemy import (
     select,
 )
 
+from origin.query.table import TableAccess
 from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
-from outpost.errors import BadRequest, NotFound
 from outpost.urls import (
     INT64_MAX,
-    Filter,
     GlobalTagList,
     GlobalTagMap,
     Payload,
+    Query,
     Resolve,
     TableQuery,
     TagInfo,
     TagIovs,
 )
 
-__all__ = [
-    "DEFAULT_TABLES",
-    "TableAccess",
-    "answer_statement",
-    "default_table_access",
-    "run_lumi_key",
-    "version_statement",
-]
+__all__ = ["Statement", "answer_statement", "run_lumi_key", "version_statement"]
 
 HEAD = INT64_MAX  # the key that resolves a timestamp tag to its newest IOV
+Statement = tuple[Select[Any], dict[str, Any]]
 
 
 def run_lumi_key(run: int, lumi: int) -> int:
@@ -68,11 +57,60 @@ def _snapshot(snapshot: int | None) -> int:
     return INT64_MAX if snapshot is None else snapshot
 
 
+def version_statement(query: Query, access: TableAccess | None = None) -> Statement:
+    """One row `(exists, version, locked, …)`, or none if the subject does not exist."""
+    match query:
+        case GlobalTagList():
+            return _global_tags_version(), {}
+        case GlobalTagMap(name=name):
+            return _global_tag_map_version(), {"gt": name}
+        case TagInfo(name=name):
+            return _tag_version(), {"tag": name}
+        case TagIovs(tag=name, snapshot=snapshot):
+            return _tag_iovs_version(), {"tag": name, "snapshot": _snapshot(snapshot)}
+        case Resolve(globaltag=name, snapshot=snapshot):
+            return _resolve_version(), {"gt": name, "snapshot": _snapshot(snapshot)}
+        case Payload(hash=digest):
+            return _payload_version(), {"hash": digest}
+        case TableQuery():
+            assert access is not None, "a table query needs the allow-list"
+            return access.version_statement(query), {}
+    raise TypeError(f"not a query: {query!r}")
+
+
+def answer_statement(query: Query, access: TableAccess | None = None) -> Statement:
+    """The statement whose rows make the body of `query`'s answer (payload: its bytes)."""
+    match query:
+        case GlobalTagList():
+            return _global_tags(), {}
+        case GlobalTagMap(name=name):
+            return _global_tag_map(), {"gt": name, "snapshot": INT64_MAX}
+        case TagInfo(name=name):
+            return _tag(), {"tag": name}
+        case TagIovs():
+            params = {"tag": query.tag, "snapshot": _snapshot(query.snapshot), "since": query.since}
+            if query.channel is not None:
+                params["channel"] = query.channel
+            if query.until is not None:
+                params["until"] = query.until
+            return _tag_iovs(query.channel is not None, query.until is not None), params
+        case Resolve():
+            return _resolve(), {
+                "gt": query.globaltag,
+                "snapshot": _snapshot(query.snapshot),
+                "run_key": query.run,
+                "lumi_key": run_lumi_key(query.run, query.lumi),
+                "time_key": HEAD if query.time is None else query.time,
+            }
+        case Payload(hash=digest):
+            return _payload_data(), {"hash": digest}
+        case TableQuery():
+            assert access is not None, "a table query needs the allow-list"
+            return access.answer_statement(query), {}
+    raise TypeError(f"not a query: {query!r}")
+
+
 # --- version statements --------------------------------------------------------------------
-
-
-def _scalar(stmt: Select[Any]) -> ColumnElement[Any]:
-    return stmt.scalar_subquery()
 
 
 def _greatest(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -81,122 +119,113 @@ def _greatest(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any
     return case((a >= b, a), else_=b)
 
 
-def version_statement(query: Any, access: TableAccess | None = None) -> Select[Any]:
-    """One row `(exists, version, locked)`: `version` is the newest change time (µs) the answer
-    depends on (NULL if nothing yet); `locked` is true when nothing the answer reads can change."""
-    match query:
-        case GlobalTagList():
-            return select(
-                literal(True).label("exists"),
-                _scalar(select(func.max(global_tags.c.modified_at))).label("version"),
-                literal(False).label("locked"),
-            )
-        case GlobalTagMap(name=name):
-            gt = global_tags.c
-            newest_map = select(func.max(global_tag_map.c.insertion_time)).where(
-                global_tag_map.c.global_tag == bindparam("gt", name)
-            )
-            return select(
-                literal(True).label("exists"),
-                _greatest(gt.modified_at, _scalar(newest_map)).label("version"),
-                (gt.state == "locked").label("locked"),
-                gt.state,
-                gt.description,
-                gt.created_at,
-                gt.modified_at,
-            ).where(gt.name == bindparam("gt", name))
-        case TagInfo(name=name):
-            return select(
-                literal(True).label("exists"),
-                tags.c.modified_at.label("version"),
-                (tags.c.state == "locked").label("locked"),
-            ).where(tags.c.name == bindparam("tag", name))
-        case TagIovs(tag=name, snapshot=snapshot):
-            newest = select(func.max(iovs.c.insertion_time)).where(
-                iovs.c.tag_name == bindparam("tag", name),
-                iovs.c.insertion_time <= bindparam("snapshot", _snapshot(snapshot)),
-            )
-            return select(
-                literal(True).label("exists"),
-                _scalar(newest).label("version"),
-                (tags.c.state == "locked").label("locked"),
-            ).where(tags.c.name == bindparam("tag", name))
-        case Resolve(globaltag=name, snapshot=snapshot):
-            return _resolve_version(name, _snapshot(snapshot))
-        case Payload(hash=digest):
-            return select(
-                literal(True).label("exists"),
-                payloads.c.created_at.label("version"),
-                literal(True).label("locked"),
-                payloads.c.size,
-                payloads.c.object_type,
-            ).where(payloads.c.hash == bindparam("hash", digest))
-        case TableQuery():
-            assert access is not None, "a table query needs the allow-list"
-            return access.version_statement(query)
-    raise TypeError(f"not a query: {query!r}")
-
-
-def _resolve_version(name: str, snapshot: int) -> Select[Any]:
-    gtm = global_tag_map.c
-    gt_param: BindParameter[str] = bindparam("gt", name)
-    snap: BindParameter[int] = bindparam("snapshot", snapshot)
-    mapped = select(gtm.tag_name).where(gtm.global_tag == gt_param, gtm.insertion_time <= snap)
-    newest_map = select(func.max(gtm.insertion_time)).where(
-        gtm.global_tag == gt_param, gtm.insertion_time <= snap
+@cache
+def _global_tags_version() -> Select[Any]:
+    newest = select(func.max(global_tags.c.modified_at)).scalar_subquery()
+    return select(
+        literal(True).label("exists"), newest.label("version"), literal(False).label("locked")
     )
+
+
+@cache
+def _global_tag_map_version() -> Select[Any]:
+    gt = global_tags.c
+    newest_map = select(func.max(global_tag_map.c.insertion_time)).where(
+        global_tag_map.c.global_tag == bindparam("gt")
+    )
+    return select(
+        literal(True).label("exists"),
+        _greatest(gt.modified_at, newest_map.scalar_subquery()).label("version"),
+        (gt.state == "locked").label("locked"),
+        gt.state,
+        gt.description,
+        gt.created_at,
+        gt.modified_at,
+    ).where(gt.name == bindparam("gt"))
+
+
+@cache
+def _tag_version() -> Select[Any]:
+    return select(
+        literal(True).label("exists"),
+        tags.c.modified_at.label("version"),
+        (tags.c.state == "locked").label("locked"),
+    ).where(tags.c.name == bindparam("tag"))
+
+
+@cache
+def _tag_iovs_version() -> Select[Any]:
+    newest = select(func.max(iovs.c.insertion_time)).where(
+        iovs.c.tag_name == bindparam("tag"), iovs.c.insertion_time <= bindparam("snapshot")
+    )
+    return select(
+        literal(True).label("exists"),
+        newest.scalar_subquery().label("version"),
+        (tags.c.state == "locked").label("locked"),
+    ).where(tags.c.name == bindparam("tag"))
+
+
+@cache
+def _resolve_version() -> Select[Any]:
+    gtm = global_tag_map.c
+    in_map = (gtm.global_tag == bindparam("gt"), gtm.insertion_time <= bindparam("snapshot"))
+    mapped = select(gtm.tag_name).where(*in_map)
+    newest_map = select(func.max(gtm.insertion_time)).where(*in_map)
     newest_iov = select(func.max(iovs.c.insertion_time)).where(
-        iovs.c.tag_name.in_(mapped), iovs.c.insertion_time <= snap
+        iovs.c.tag_name.in_(mapped), iovs.c.insertion_time <= bindparam("snapshot")
     )
     open_tags = select(func.count()).where(tags.c.name.in_(mapped), tags.c.state == "open")
     return select(
         literal(True).label("exists"),
-        _greatest(_scalar(newest_map), _scalar(newest_iov)).label("version"),
-        and_(global_tags.c.state == "locked", _scalar(open_tags) == 0).label("locked"),
-    ).where(global_tags.c.name == gt_param)
+        _greatest(newest_map.scalar_subquery(), newest_iov.scalar_subquery()).label("version"),
+        and_(global_tags.c.state == "locked", open_tags.scalar_subquery() == 0).label("locked"),
+    ).where(global_tags.c.name == bindparam("gt"))
+
+
+@cache
+def _payload_version() -> Select[Any]:
+    return select(
+        literal(True).label("exists"),
+        payloads.c.created_at.label("version"),
+        literal(True).label("locked"),
+        payloads.c.size,
+        payloads.c.object_type,
+    ).where(payloads.c.hash == bindparam("hash"))
 
 
 # --- answer statements ---------------------------------------------------------------------
 
 
-def answer_statement(query: Any, access: TableAccess | None = None) -> Select[Any]:
-    """The statement whose rows make the body of `query`'s answer (payload: its bytes)."""
-    match query:
-        case GlobalTagList():
-            gt = global_tags.c
-            return select(
-                gt.name, gt.state, gt.description, gt.created_at, gt.modified_at
-            ).order_by(gt.name)
-        case GlobalTagMap(name=name):
-            current = _current_map(name, INT64_MAX)
-            return select(current.c.record, current.c.label, current.c.tag_name).order_by(
-                current.c.record, current.c.label
-            )
-        case TagInfo(name=name):
-            t = tags.c
-            return select(
-                t.name,
-                t.time_type,
-                t.payload_type,
-                t.description,
-                t.state,
-                t.created_at,
-                t.modified_at,
-            ).where(t.name == bindparam("tag", name))
-        case TagIovs():
-            return _tag_iovs(query)
-        case Resolve():
-            return _resolve(query)
-        case Payload(hash=digest):
-            return select(payloads.c.data).where(payloads.c.hash == bindparam("hash", digest))
-        case TableQuery():
-            assert access is not None, "a table query needs the allow-list"
-            return access.answer_statement(query)
-    raise TypeError(f"not a query: {query!r}")
+@cache
+def _global_tags() -> Select[Any]:
+    gt = global_tags.c
+    return select(gt.name, gt.state, gt.description, gt.created_at, gt.modified_at).order_by(
+        gt.name
+    )
 
 
-def _current_map(name: str, snapshot: int) -> Any:
-    """The map of a global tag as of `snapshot`: newest entry per (record, label), no tombstones."""
+@cache
+def _global_tag_map() -> Select[Any]:
+    current = _current_map()
+    return select(current.c.record, current.c.label, current.c.tag_name).order_by(
+        current.c.record, current.c.label
+    )
+
+
+@cache
+def _tag() -> Select[Any]:
+    t = tags.c
+    columns = (t.name, t.time_type, t.payload_type, t.description, t.state, t.created_at)
+    return select(*columns, t.modified_at).where(t.name == bindparam("tag"))
+
+
+@cache
+def _payload_data() -> Select[Any]:
+    return select(payloads.c.data).where(payloads.c.hash == bindparam("hash"))
+
+
+def _current_map() -> Any:
+    """A global tag's map as of `:snapshot`: newest entry per (record, label), no tombstones."""
     gtm = global_tag_map.c
     ranked = (
         select(
@@ -207,10 +236,7 @@ def _current_map(name: str, snapshot: int) -> Any:
             .over(partition_by=(gtm.record, gtm.label), order_by=gtm.insertion_time.desc())
             .label("rank"),
         )
-        .where(
-            gtm.global_tag == bindparam("gt", name),
-            gtm.insertion_time <= bindparam("snapshot", snapshot),
-        )
+        .where(gtm.global_tag == bindparam("gt"), gtm.insertion_time <= bindparam("snapshot"))
         .cte("ranked_map")
     )
     return (
@@ -221,11 +247,14 @@ def _current_map(name: str, snapshot: int) -> Any:
     )
 
 
-def _tag_iovs(query: TagIovs) -> Select[Any]:
-    snap: BindParameter[int] = bindparam("snapshot", _snapshot(query.snapshot))
-    conditions = [iovs.c.tag_name == bindparam("tag", query.tag), iovs.c.insertion_time <= snap]
-    if query.channel is not None:
-        conditions.append(iovs.c.channel == bindparam("channel", query.channel))
+@cache
+def _tag_iovs(by_channel: bool, bounded: bool) -> Select[Any]:
+    conditions = [
+        iovs.c.tag_name == bindparam("tag"),
+        iovs.c.insertion_time <= bindparam("snapshot"),
+    ]
+    if by_channel:
+        conditions.append(iovs.c.channel == bindparam("channel"))
     ranked = (
         select(
             iovs.c.channel,
@@ -255,10 +284,10 @@ def _tag_iovs(query: TagIovs) -> Select[Any]:
         .cte("current_iovs")
     )
     overlapping: list[ColumnElement[bool]] = [
-        current.c.until.is_(None) | (current.c.until > bindparam("since", query.since))
+        current.c.until.is_(None) | (current.c.until > bindparam("since"))
     ]
-    if query.until is not None:
-        overlapping.append(current.c.since < bindparam("until", query.until))
+    if bounded:
+        overlapping.append(current.c.since < bindparam("until"))
     return (
         select(
             current.c.channel,
@@ -274,16 +303,14 @@ def _tag_iovs(query: TagIovs) -> Select[Any]:
     )
 
 
-def _resolve(query: Resolve) -> Select[Any]:
-    snap: BindParameter[int] = bindparam("snapshot", _snapshot(query.snapshot))
-    current = _current_map(query.globaltag, _snapshot(query.snapshot))
+@cache
+def _resolve() -> Select[Any]:
+    snapshot: BindParameter[int] = bindparam("snapshot")
+    current = _current_map()
     key = case(
-        (current.c.time_type == "run", bindparam("run_key", query.run)),
-        (
-            current.c.time_type == "run_lumi",
-            bindparam("lumi_key", run_lumi_key(query.run, query.lumi)),
-        ),
-        else_=bindparam("time_key", HEAD if query.time is None else query.time),
+        (current.c.time_type == "run", bindparam("run_key")),
+        (current.c.time_type == "run_lumi", bindparam("lumi_key")),
+        else_=bindparam("time_key"),
     )
     candidates = (
         select(
@@ -301,7 +328,7 @@ def _resolve(query: Resolve) -> Select[Any]:
             .label("rank"),
         )
         .join_from(current, iovs, iovs.c.tag_name == current.c.tag_name)
-        .where(iovs.c.since <= key, iovs.c.insertion_time <= snap)
+        .where(iovs.c.since <= key, iovs.c.insertion_time <= snapshot)
         .cte("candidates")
     )
     later = iovs.alias("later")
@@ -311,7 +338,7 @@ def _resolve(query: Resolve) -> Select[Any]:
             later.c.tag_name == candidates.c.tag_name,
             later.c.channel == candidates.c.channel,
             later.c.since > candidates.c.since,
-            later.c.insertion_time <= snap,
+            later.c.insertion_time <= snapshot,
         )
         .scalar_subquery()
     )
@@ -338,138 +365,4 @@ def _resolve(query: Resolve) -> Select[Any]:
             )
         )
         .order_by(current.c.record, current.c.label, candidates.c.channel)
-    )
-
-
-# --- the generic table translator ----------------------------------------------------------
-
-_COMPARISONS = {
-    "eq": lambda c, v: c == v,
-    "ne": lambda c, v: c != v,
-    "lt": lambda c, v: c < v,
-    "le": lambda c, v: c <= v,
-    "gt": lambda c, v: c > v,
-    "ge": lambda c, v: c >= v,
-}
-
-
-@dataclass(frozen=True)
-class TableAccess:
-    """The allow-list of the generic translator: which tables, which columns, row cap.
-
-    `versions` names, per table, the column whose maximum changes whenever a row is written
-    (tables without one get a content ETag instead). Identifiers from a URL are only ever used
-    as keys into this allow-list, never as SQL text.
-    """
-
-    tables: Mapping[str, Table]
-    hidden: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    versions: Mapping[str, str] = field(default_factory=dict)
-    max_rows: int = 10_000
-
-    def columns(self, name: str) -> list[str]:
-        table = self._table(name)
-        hidden = self.hidden.get(name, frozenset())
-        return [c.name for c in table.columns if c.name not in hidden]
-
-    def selected(self, query: TableQuery) -> list[str]:
-        """The columns a table query answers with, in order."""
-        return list(query.select) or self.columns(query.table)
-
-    def _table(self, name: str) -> Table:
-        try:
-            return self.tables[name]
-        except KeyError:
-            raise NotFound(
-                f"table {name!r} is not readable", accepted=sorted(self.tables)
-            ) from None
-
-    def _column(self, table: str, name: str) -> Any:
-        allowed = self.columns(table)
-        if name not in allowed:
-            raise BadRequest(f"unknown column {name!r} of {table!r}", accepted=allowed)
-        return self._table(table).c[name]
-
-    def answer_statement(self, query: TableQuery) -> Select[Any]:
-        if query.limit is not None and query.limit > self.max_rows:
-            raise BadRequest(f"limit={query.limit} is over the cap", accepted=f"1..{self.max_rows}")
-        stmt = select(*(self._column(query.table, n) for n in self.selected(query)))
-        for index, item in enumerate(query.filters):
-            stmt = stmt.where(self._condition(query.table, item, index))
-        order = [self._column(query.table, o.column) for o in query.order]
-        stmt = stmt.order_by(
-            *(
-                c.desc() if o.descending else c.asc()
-                for c, o in zip(order, query.order, strict=True)
-            )
-        )
-        # One more row than allowed tells the caller the answer was cut.
-        return stmt.limit(bindparam("limit", min(query.limit or self.max_rows, self.max_rows) + 1))
-
-    def version_statement(self, query: TableQuery) -> Select[Any]:
-        table = self._table(query.table)
-        column = self.versions.get(query.table)
-        if column is None:  # no change column: the origin falls back to a content ETag
-            newest: Any = literal(None, BigInteger)
-        else:
-            newest = select(func.max(table.c[column])).scalar_subquery()
-        return select(
-            literal(True).label("exists"),
-            newest.label("version"),
-            literal(False).label("locked"),
-        )
-
-    def _condition(self, table: str, item: Filter, index: int) -> ColumnElement[bool]:
-        column = self._column(table, item.column)
-        if item.op == "is":
-            return column.is_(None)  # type: ignore[no-any-return]
-        if isinstance(item.value, tuple):
-            values = [_coerce(column, v, item.column) for v in item.value]
-            return column.in_(bindparam(f"in_{index}", values, expanding=True))  # type: ignore[no-any-return]
-        value: BindParameter[Any] = bindparam(
-            f"value_{index}", _coerce(column, item.value, item.column)
-        )
-        return _COMPARISONS[item.op](column, value)  # type: ignore[no-any-return]
-
-
-def _coerce(column: Any, text: str, name: str) -> int | str:
-    if isinstance(column.type, BigInteger | Integer):
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise BadRequest(f"{name}: {text[:100]!r} is not an integer") from None
-        if not -INT64_MAX - 1 <= value <= INT64_MAX:
-            raise BadRequest(f"{name}: {value} is out of range", accepted="a signed 64-bit integer")
-        return value
-    if isinstance(column.type, String | Text):
-        return text
-    raise BadRequest(f"column {name!r} cannot be filtered", accepted="integer or text columns")
-
-
-DEFAULT_TABLES = ("global_tag_map", "global_tags", "iovs", "payloads", "tags")
-_VERSIONS = {
-    "global_tag_map": "insertion_time",
-    "global_tags": "modified_at",
-    "iovs": "insertion_time",
-    "payloads": "created_at",
-    "tags": "modified_at",
-}
-
-
-def default_table_access(
-    names: tuple[str, ...] = DEFAULT_TABLES,
-    extra: Mapping[str, Table] | None = None,
-    max_rows: int = 10_000,
-) -> TableAccess:
-    """The allow-list: the conditions tables (payload bytes hidden), plus reflected `extra`."""
-    known = {t.name: t for t in (global_tag_map, global_tags, iovs, payloads, tags)}
-    known.update(extra or {})
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise NotFound(f"tables {missing} are not in the database", accepted=sorted(known))
-    return TableAccess(
-        tables={n: known[n] for n in names},
-        hidden={"payloads": frozenset({"data"})},
-        versions={n: _VERSIONS[n] for n in names if n in _VERSIONS},
-        max_rows=max_rows,
     )

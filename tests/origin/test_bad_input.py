@@ -5,10 +5,10 @@ from __future__ import annotations
 import string
 
 import pytest
-from conftest import admin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.asgi import AppClient
+from support.origin import admin
 
 from origin.sample import HLT_GLOBAL_TAG
 

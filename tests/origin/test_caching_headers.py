@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FakeClock, MakeClient, admin
 from sqlalchemy import event
 from support.asgi import AppClient
+from support.origin import FakeClock, MakeClient, admin
 
 from origin.db import Engines, create_engines
 from origin.sample import HLT_GLOBAL_TAG, PROMPT_GLOBAL_TAG

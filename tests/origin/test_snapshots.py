@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import FakeClock, MakeClient, admin
 from support.asgi import AppClient
+from support.origin import FakeClock, MakeClient, admin
 
 from origin.sample import HLT_GLOBAL_TAG
 from outpost.urls import format_time

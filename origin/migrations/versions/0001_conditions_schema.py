@@ -28,10 +28,10 @@ def upgrade() -> None:
     op.create_table(
         "payloads",
         sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("object_type", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("hash", name=op.f("pk_payloads")),
     )
     op.create_table(
