@@ -23,7 +23,6 @@ from origin.auth import Action, TokenBook
 from origin.inputs import parse_global_tag, parse_iovs, parse_new_tag, parse_object_type
 from origin.metrics import OriginMetrics, route_label
 from origin.query.conditional import (
-    accepts_gzip,
     content_etag,
     gzip_etag,
     http_date,
@@ -35,6 +34,7 @@ from origin.query.encode import encode_answer
 from origin.query.ttl import TTLPolicy, ttl_class
 from origin.reads import Head, Reads
 from origin.writes import Writes
+from outpost.coding import accepts_gzip
 from outpost.errors import BadRequest, PayloadTooLarge
 from outpost.urls import Payload, Query, TableQuery, parse
 

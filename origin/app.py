@@ -37,6 +37,7 @@ from outpost.errors import (
     MethodNotAllowed,
     NotFound,
     OutpostError,
+    ServiceUnavailable,
     URITooLong,
 )
 from outpost.urls import ROUTES
@@ -49,11 +50,6 @@ log = logging.getLogger("outpost.origin")
 def system_clock() -> int:
     """Microseconds since the epoch, UTC."""
     return time.time_ns() // 1000
-
-
-class ServiceUnavailable(OutpostError):
-    status = 503
-    error = "service unavailable"
 
 
 def create_app(

@@ -9,7 +9,10 @@
     ├── Conflict                 409  write to a locked tag, an existing name with other metadata
     ├── PayloadTooLarge          413  body over the configured limit
     ├── URITooLong               414  URL over 8 KiB
-    └── UnprocessableContent     422  a well-formed body whose content cannot be applied
+    ├── UnprocessableContent     422  a well-formed body whose content cannot be applied
+    ├── BadGateway               502  every upstream failed (the proxy names each attempt)
+    ├── ServiceUnavailable       503  the database (or another dependency) is down
+    └── GatewayTimeout           504  an upstream did not answer in time
 
 Every error renders as the JSON body `{"error", "detail", "accepted"}`: what went wrong, the
 specifics, and what would have been accepted instead (or null).
@@ -22,13 +25,16 @@ from typing import Any, ClassVar
 import orjson
 
 __all__ = [
+    "BadGateway",
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "GatewayTimeout",
     "MethodNotAllowed",
     "NotFound",
     "OutpostError",
     "PayloadTooLarge",
+    "ServiceUnavailable",
     "URITooLong",
     "Unauthorized",
     "UnprocessableContent",
@@ -95,3 +101,18 @@ class URITooLong(OutpostError):
 class UnprocessableContent(OutpostError):
     status = 422
     error = "unprocessable content"
+
+
+class BadGateway(OutpostError):
+    status = 502
+    error = "bad gateway"
+
+
+class ServiceUnavailable(OutpostError):
+    status = 503
+    error = "service unavailable"
+
+
+class GatewayTimeout(OutpostError):
+    status = 504
+    error = "gateway timeout"

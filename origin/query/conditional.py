@@ -1,4 +1,4 @@
-"""Validators and conditional requests (RFC 9110 §8.8, §13), content coding choice.
+"""Validators and conditional requests (RFC 9110 §8.8, §13).
 
 ETags of JSON answers are derived from the canonical URL and the version (the newest change
 time of every row the answer depends on), not from the body, so a conditional GET is answered
@@ -13,7 +13,6 @@ from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
 __all__ = [
-    "accepts_gzip",
     "content_etag",
     "gzip_etag",
     "http_date",
@@ -85,24 +84,3 @@ def matched_etag(if_none_match: str | None, etag: str) -> str:
         if tag and _opaque(tag) == wanted:
             return tag
     return etag
-
-
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """True when `gzip` (or `*`) is acceptable with a non-zero quality."""
-    if not accept_encoding:
-        return False
-    qualities: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        coding, _, params = item.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        qualities[coding.strip().lower()] = quality
-    if "gzip" in qualities:
-        return qualities["gzip"] > 0
-    return qualities.get("x-gzip", qualities.get("*", 0.0)) > 0

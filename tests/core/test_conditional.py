@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from origin.query.conditional import (
-    accepts_gzip,
     content_etag,
     gzip_etag,
     http_date,
@@ -14,6 +13,7 @@ from origin.query.conditional import (
     matched_etag,
     version_etag,
 )
+from outpost.coding import accepts_gzip
 
 URL = "/v1/resolve/GT?run=5"
 ETAG = version_etag(URL, 1_777_636_800_000_000)

@@ -1,0 +1,1 @@
+"""The `outpost` subcommands, one module per group; each has `add_parser(subparsers)`."""

@@ -1,0 +1,100 @@
+"""`outpost db init | sample | load`: create, fill and import into the conditions database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from outpost.config import load_settings
+
+__all__ = ["add_parser", "fill_sample", "origin_settings"]
+
+
+def db_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="database URL (default sqlite:///outpost.sqlite)")
+    parser.add_argument("--config", type=Path, help="TOML settings file ([origin] table)")
+
+
+def origin_settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from origin.settings import OriginSettings
+
+    return load_settings(
+        OriginSettings, "origin", config_file=args.config, overrides={"db": args.db, **overrides}
+    )
+
+
+def add_parser(commands: Any) -> None:
+    db = commands.add_parser("db", help="create, fill and import into the conditions database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    init = db_commands.add_parser("init", help="apply the migrations")
+    db_options(init)
+    init.set_defaults(handler=_init)
+    sample = db_commands.add_parser("sample", help="create the deterministic sample data set")
+    db_options(sample)
+    sample.add_argument("--seed", type=int, default=1, help="sample generator seed")
+    sample.set_defaults(handler=_sample)
+    load = db_commands.add_parser("load", help="import a JSON/YAML description of conditions")
+    load.add_argument("file", type=Path)
+    db_options(load)
+    load.set_defaults(handler=_load)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from origin.db import migrate
+
+    settings = origin_settings(args)
+    migrate(settings.db)
+    print(f"migrated {settings.db}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from origin.db import migrate
+
+    settings = origin_settings(args)
+    migrate(settings.db)
+    return fill_sample(settings.db, args.seed)
+
+
+def _load(args: argparse.Namespace) -> int:
+    from origin.app import system_clock
+    from origin.db import create_engines, migrate
+    from origin.load import load_file
+    from origin.writes import Writes
+
+    settings = origin_settings(args)
+    migrate(settings.db)
+    engines = create_engines(settings.db)
+    try:
+        summary = load_file(args.file, Writes(engines.writer, system_clock))
+    finally:
+        engines.dispose()
+    print(f"loaded {summary}")
+    return 0
+
+
+def fill_sample(url: str, seed: int, only_if_empty: bool = False) -> int:
+    """Build the sample data set in a migrated database; refuse (2) if it holds tags already."""
+    from sqlalchemy import func, select
+
+    from origin.db import create_engines
+    from origin.sample import build_sample
+    from origin.schema import tags
+
+    engines = create_engines(url)
+    try:
+        with engines.reader.connect() as conn:
+            if conn.scalar(select(func.count()).select_from(tags)):
+                if only_if_empty:
+                    return 0
+                print(f"outpost: {url} already holds tags; sample needs an empty database")
+                return 2
+        summary = build_sample(engines.writer, seed)
+    finally:
+        engines.dispose()
+    print(
+        f"sample data in {url}: {summary.global_tags} global tags, {summary.tags} tags, "
+        f"{summary.iovs} IOVs, {summary.payloads} payloads ({summary.payload_bytes:,} bytes)"
+    )
+    return 0

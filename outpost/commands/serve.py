@@ -1,0 +1,123 @@
+"""`outpost origin` and `outpost proxy`: the servers, on uvicorn.
+
+With `--workers N > 1` uvicorn starts worker processes that each rebuild the settings from
+`OUTPOST_<SECTION>_*` variables, which this command exports first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from outpost.commands.db import db_options, fill_sample, origin_settings
+from outpost.config import load_settings
+
+__all__ = ["add_parser"]
+
+
+def add_parser(commands: Any) -> None:
+    origin = commands.add_parser("origin", help="serve the conditions database over HTTP")
+    db_options(origin)
+    origin.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    origin.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    origin.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    origin.add_argument("--tokens-file", type=Path, help="TOML file of write tokens")
+    origin.add_argument(
+        "--sample", action="store_true", help="create the sample data set if the database is empty"
+    )
+    origin.add_argument("--log-level", default="info", help="uvicorn log level")
+    origin.set_defaults(handler=_origin)
+
+    proxy = commands.add_parser("proxy", help="run a caching proxy (node, site or central)")
+    proxy.add_argument("--config", type=Path, help="TOML settings file ([proxy] table)")
+    proxy.add_argument("--name", help="this cache's name in Cache-Status and the tree")
+    proxy.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, help="port to listen on (default 8081)")
+    proxy.add_argument(
+        "--upstream", action="append", help="upstream URL, in failover order (repeat)"
+    )
+    proxy.add_argument("--parent", help="parent proxy URL to register with (flush fan-out)")
+    proxy.add_argument("--advertise-url", help="URL the parent reaches this proxy at")
+    proxy.add_argument("--redis", help="Redis URL of the site's shared cache tier")
+    proxy.add_argument("--cache-size", help="memory cache size, e.g. 512MiB")
+    proxy.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
+    proxy.add_argument("--state-dir", type=Path, help="shared state of the worker processes")
+    proxy.add_argument("--log-level", default="warning", help="uvicorn log level")
+    proxy.set_defaults(handler=_proxy)
+
+
+def _origin(args: argparse.Namespace) -> int:
+    from origin.db import migrate
+
+    settings = origin_settings(
+        args, host=args.host, port=args.port, workers=args.workers, tokens_file=args.tokens_file
+    )
+    migrate(settings.db)
+    if args.sample:
+        fill_sample(settings.db, seed=1, only_if_empty=True)
+    print(f"outpost origin on http://{settings.host}:{settings.port} over {settings.db}")
+    if settings.workers == 1:
+        from origin.app import create_app
+
+        return _serve(create_app(settings), settings, args.log_level)
+    _export(settings, "ORIGIN")
+    return _serve("origin.main:app_from_environment", settings, args.log_level)
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from proxy.settings import ProxySettings, with_run_control_token
+
+    overrides = {
+        "name": args.name,
+        "host": args.host,
+        "port": args.port,
+        "upstreams": tuple(args.upstream) if args.upstream else None,
+        "parent": args.parent,
+        "advertise_url": args.advertise_url,
+        "redis": args.redis,
+        "cache_size": args.cache_size,
+        "workers": args.workers,
+        "state_dir": args.state_dir,
+    }
+    settings = with_run_control_token(
+        load_settings(ProxySettings, "proxy", config_file=args.config, overrides=overrides)
+    )
+    upstreams = ", ".join(settings.upstreams)
+    print(f"outpost proxy {settings.name} on http://{settings.host}:{settings.port} -> {upstreams}")
+    if settings.workers == 1:
+        from proxy.app import create_app
+
+        return _serve(create_app(settings), settings, args.log_level, own_headers=False)
+    _export(settings, "PROXY")
+    return _serve("proxy.main:app_from_environment", settings, args.log_level, own_headers=False)
+
+
+def _export(settings: Any, section: str) -> None:
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            os.environ[f"OUTPOST_{section}_{field.name.upper()}"] = text
+
+
+def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True) -> int:
+    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server."""
+    import uvicorn
+
+    factory = isinstance(app, str)
+    uvicorn.run(
+        app,
+        factory=factory,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers if factory else None,
+        log_level=log_level,
+        access_log=log_level in ("debug", "info"),
+        timeout_graceful_shutdown=5,
+        server_header=own_headers,
+        date_header=own_headers,
+    )
+    return 0

@@ -1,0 +1,238 @@
+"""`/_outpost/*`: health, metrics and status for operators; flush, warm and register for run
+control and child proxies (these need the run-control bearer token: none 401, wrong 403)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import Response
+from starlette.routing import Route, Router
+
+from outpost.errors import BadRequest, Forbidden, NotFound, OutpostError, Unauthorized
+from outpost.urls import Resolve, is_plain_name
+from proxy.core.directives import CacheControl
+from proxy.core.epochs import next_epoch
+from proxy.core.keys import primary_key
+from proxy.engine import Request
+
+if TYPE_CHECKING:
+    from proxy.app import ProxyApp
+
+__all__ = ["admin_routes"]
+
+MAX_ADMIN_BODY = 4 * 1024 * 1024
+WARM_CONCURRENCY = 8
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(document), status_code=status, media_type="application/json")
+
+
+def _error(error: OutpostError) -> Response:
+    return Response(
+        error.body(),
+        status_code=error.status,
+        media_type="application/json",
+        headers={"cache-control": "no-store", **error.headers},
+    )
+
+
+def admin_routes(app: ProxyApp) -> Router:
+    settings = app.settings
+
+    def authorize(request: HTTPRequest) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header or scheme.lower() != "bearer" or not token:
+            raise Unauthorized(
+                "run control needs a bearer token",
+                accepted="Authorization: Bearer $OUTPOST_RUN_CONTROL_TOKEN",
+                headers={"WWW-Authenticate": 'Bearer realm="outpost run control"'},
+            )
+        expected = settings.run_control_token
+        if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise Forbidden("wrong run-control token", accepted="$OUTPOST_RUN_CONTROL_TOKEN")
+
+    async def body(request: HTTPRequest) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > MAX_ADMIN_BODY:
+            raise BadRequest(f"body over {MAX_ADMIN_BODY} bytes")
+        try:
+            document = orjson.loads(raw or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"body is not JSON: {exc}", accepted="a JSON object") from None
+        if not isinstance(document, dict):
+            raise BadRequest("body must be a JSON object")
+        return document
+
+    def children() -> list[Any]:
+        return app.registry.children(expiry=settings.child_expiry_seconds)
+
+    async def healthz(request: HTTPRequest) -> Response:
+        return _json({"status": "ok", "name": app.name})
+
+    async def metrics(request: HTTPRequest) -> Response:
+        app.metrics.cache_bytes.set(app.l1.bytes)
+        app.metrics.cache_entries.set(len(app.l1))
+        app.metrics.epoch.set(app.epoch.value)
+        app.metrics.children.set(len(children()))
+        return Response(generate_latest(app.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def status(request: HTTPRequest) -> Response:
+        redis = None
+        if app.redis is not None:
+            redis = {"url": app.redis.url, "up": app.store.l2_up}
+        return _json(
+            {
+                "name": app.name,
+                "url": settings.url,
+                "epoch": app.epoch.value,
+                "upstreams": app.upstreams.health(),
+                "parent": settings.parent,
+                "children": [
+                    {"name": c.name, "url": c.url, "last_seen": c.last_seen} for c in children()
+                ],
+                "cache": {
+                    "entries": len(app.l1),
+                    "bytes": app.l1.bytes,
+                    "max_bytes": settings.cache_size,
+                },
+                "hit_ratio": round(app.metrics.hit_ratio(), 4),
+                "redis": redis,
+            }
+        )
+
+    async def register(request: HTTPRequest) -> Response:
+        authorize(request)
+        document = await body(request)
+        name, url = document.get("name"), document.get("url")
+        if not isinstance(name, str) or not is_plain_name(name):
+            raise BadRequest(
+                "register needs a plain `name`",
+                accepted={"name": "node-12", "url": "http://host:port"},
+            )
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BadRequest("register needs the child's `url`", accepted="http://host:port")
+        app.registry.register(name, url)
+        return _json({"name": app.name, "epoch": app.epoch.value})
+
+    async def flush(request: HTTPRequest) -> Response:
+        authorize(request)
+        document = await body(request)
+        run = document.get("run")
+        if not isinstance(run, int) or isinstance(run, bool) or run < 0:
+            raise BadRequest("flush needs the coming run number", accepted={"run": 123456})
+        requested = document.get("epoch")
+        if requested is not None and (not isinstance(requested, int) or requested < 0):
+            raise BadRequest("epoch must be a non-negative integer")
+        epoch = app.epoch.raise_to(next_epoch(app.epoch.value, requested))
+        result = await app.fan_out.send(children(), "/_outpost/flush", {"run": run, "epoch": epoch})
+        return _json(
+            {
+                "name": app.name,
+                "run": run,
+                "epoch": epoch,
+                "acked": 1 + result.acked,
+                "failed": result.failed,
+            }
+        )
+
+    async def warm(request: HTTPRequest) -> Response:
+        authorize(request)
+        document = await body(request)
+        urls = await _warm_urls(app, document)
+        warmed, failed_urls = await _warm(app, urls)
+        result = await app.fan_out.send(children(), "/_outpost/warm", {"urls": urls})
+        return _json(
+            {
+                "name": app.name,
+                "warmed": warmed,
+                "failed_urls": failed_urls,
+                "acked": 1 + result.acked,
+                "failed": result.failed,
+            }
+        )
+
+    async def unknown(request: HTTPRequest) -> Response:
+        raise NotFound(f"no admin route {request.url.path!r}", accepted=sorted(ROUTES))
+
+    ROUTES = {
+        "/_outpost/healthz": (healthz, ["GET", "HEAD"]),
+        "/_outpost/metrics": (metrics, ["GET"]),
+        "/_outpost/status": (status, ["GET"]),
+        "/_outpost/register": (register, ["POST"]),
+        "/_outpost/flush": (flush, ["POST"]),
+        "/_outpost/warm": (warm, ["POST"]),
+    }
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: HTTPRequest) -> Response:
+            try:
+                response: Response = await handler(request)
+                return response
+            except OutpostError as error:
+                return _error(error)
+
+        return endpoint
+
+    routes = [Route(path, guarded(h), methods=m) for path, (h, m) in ROUTES.items()]
+    routes.append(Route("/_outpost/{rest:path}", guarded(unknown)))
+    return Router(routes=routes)
+
+
+async def _warm_urls(app: ProxyApp, document: dict[str, Any]) -> list[str]:
+    """The URLs to prefetch: as given, or a run's resolve answer and every payload it names."""
+    if "urls" in document:
+        urls = document["urls"]
+        if not isinstance(urls, list) or not all(
+            isinstance(u, str) and u.startswith("/") for u in urls
+        ):
+            raise BadRequest("urls must be a list of paths", accepted=["/v1/payloads/…"])
+        return list(dict.fromkeys(urls))
+    globaltag, run = document.get("globaltag"), document.get("run")
+    if not isinstance(globaltag, str) or not is_plain_name(globaltag) or not isinstance(run, int):
+        raise BadRequest(
+            "warm needs urls, or a globaltag and a run", accepted={"globaltag": "GT", "run": 1}
+        )
+    resolve = Resolve(globaltag, run).url()
+    outcome = await _fetch(app, resolve)
+    if outcome is None or outcome.status != 200:
+        raise BadRequest(
+            f"cannot resolve {resolve}: status {outcome.status if outcome else 'none'}"
+        )
+    try:
+        records = orjson.loads(outcome.body)["records"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise BadRequest(f"{resolve} did not answer a resolve document") from None
+    payloads = [f"/v1/payloads/{r['payload']}" for r in records if r.get("payload")]
+    return [resolve, *dict.fromkeys(payloads)]
+
+
+async def _fetch(app: ProxyApp, url: str, coding: bytes = b"identity") -> Any:
+    path, _, query = url.partition("?")
+    key = primary_key(path, query)
+    target = key if key.startswith("/v1/") else url
+    request = Request("GET", target, path, key, [(b"accept-encoding", coding)], CacheControl())
+    outcome, _ = await app.engine.resolve(request)
+    return outcome.entry
+
+
+async def _warm(app: ProxyApp, urls: list[str]) -> tuple[int, list[str]]:
+    gate = asyncio.Semaphore(WARM_CONCURRENCY)
+    failed: list[str] = []
+
+    async def one(url: str) -> None:
+        async with gate:
+            entry = await _fetch(app, url)
+            if entry is not None and entry.vary:  # JSON answers: warm the gzip variant too
+                await _fetch(app, url, b"gzip")
+        if entry is None or entry.status >= 400:
+            failed.append(url)
+
+    await asyncio.gather(*(one(url) for url in urls))
+    return len(urls) - len(failed), sorted(failed)

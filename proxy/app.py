@@ -1,0 +1,427 @@
+"""The proxy's ASGI app: a raw ASGI hot path for cached GETs, starlette for `/_outpost/*`.
+
+A hit costs a key lookup (memoised from the raw request target), one dictionary read, a
+freshness comparison and two `send`s; everything else goes through the engine. The lifespan
+owns the upstream HTTP client, the Redis connection and the heartbeat to the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+from starlette.types import Message, Receive, Scope, Send
+
+from outpost.errors import OutpostError, PayloadTooLarge
+from proxy.admin import admin_routes
+from proxy.core.directives import CacheControl, parse_cache_control
+from proxy.core.entry import Entry
+from proxy.core.epochs import EPOCH_HEADER
+from proxy.core.headers import end_to_end, with_via
+from proxy.core.keys import primary_key
+from proxy.core.status import cache_status
+from proxy.core.validators import not_modified
+from proxy.engine import Engine, Outcome, Request
+from proxy.epoch import EpochState
+from proxy.metrics import ProxyMetrics
+from proxy.settings import ProxySettings
+from proxy.storage.memory import MemoryStore
+from proxy.storage.redis import RedisStore
+from proxy.storage.tiered import TieredStore
+from proxy.tree import FanOut, Registry, heartbeat
+from proxy.upstream import AllUpstreamsFailed, Upstreams
+
+__all__ = ["ProxyApp", "create_app", "system_clock"]
+
+log = logging.getLogger("outpost.proxy")
+KEY_MEMO_LIMIT = 100_000
+_NO_CACHE = CacheControl()
+_SPECIAL = frozenset(
+    {
+        b"cache-control",
+        b"pragma",
+        b"if-none-match",
+        b"if-modified-since",
+        b"authorization",
+        b"cookie",
+        b"range",
+    }
+)
+
+
+def system_clock() -> int:
+    return time.time_ns() // 1000
+
+
+class ProxyApp:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        *,
+        store: TieredStore | None = None,
+        upstream_client: httpx.AsyncClient | None = None,
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.clock = clock or system_clock
+        self.metrics = ProxyMetrics()
+        state = settings.state_dir
+        self.epoch = EpochState(state / "epoch" if state else None)
+        self.registry = Registry(state / "children.sqlite" if state else None)
+        self._own_client = upstream_client is None
+        self.client = upstream_client or httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.read_timeout_seconds, connect=settings.connect_timeout_seconds
+            ),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            headers={"user-agent": f"outpost-proxy/{settings.name}"},
+            trust_env=False,
+        )
+        self.redis = RedisStore(settings.redis) if settings.redis and store is None else None
+        self.store = store or TieredStore(
+            MemoryStore(settings.cache_size),
+            self.redis,
+            clock=self.clock,
+            on_l2_error=self.metrics.shared_store_errors.inc,
+        )
+        self.l1 = self.store.l1
+        self.upstreams = Upstreams(
+            list(settings.upstreams),
+            self.client,
+            self.clock,
+            retries=settings.retries,
+            breaker_failures=settings.breaker_failures,
+            breaker_cooldown=settings.breaker_cooldown_seconds,
+            max_body=settings.max_object_bytes,
+            on_failure=lambda url, kind: self.metrics.upstream_errors.labels(url, kind).inc(),
+        )
+        self.engine = Engine(
+            name=self.name,
+            store=self.store,
+            upstreams=self.upstreams,
+            epoch=self.epoch,
+            metrics=self.metrics,
+            clock=self.clock,
+            stale_if_error=settings.stale_if_error_seconds,
+            coalesce_timeout=settings.coalesce_timeout_seconds,
+        )
+        self.fan_out = FanOut(
+            self.client,
+            settings.run_control_token,
+            concurrency=settings.flush_concurrency,
+            timeout=settings.flush_timeout_seconds,
+        )
+        self.admin = admin_routes(self)
+        self._keys: dict[bytes, str] = {}
+        self._exit: contextlib.AsyncExitStack | None = None
+
+    # --- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"].startswith("/_outpost/"):
+                await self.admin(scope, receive, send)
+            elif scope["method"] in ("GET", "HEAD"):
+                await self.read(scope, send)
+            else:
+                await self.pass_through(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        self._exit = contextlib.AsyncExitStack()
+        if self.settings.parent:
+            me = {"name": self.name, "url": self.settings.url}
+            await self._exit.enter_async_context(
+                heartbeat(
+                    self.client,
+                    self.settings.parent,
+                    me,
+                    self.settings.run_control_token,
+                    self.settings.heartbeat_seconds,
+                    self.epoch.adopt,
+                )
+            )
+
+    async def stop(self) -> None:
+        if self._exit is not None:
+            await self._exit.aclose()
+        await self.engine.close()
+        if self.redis is not None:
+            await self.redis.close()
+        if self._own_client:
+            await self.client.aclose()
+        self.registry.close()
+        self.epoch.close()
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def _key(self, scope: Scope) -> str:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        target = raw + b"?" + scope["query_string"]
+        key = self._keys.get(target)
+        if key is None:
+            key = primary_key(scope["path"], scope["query_string"].decode("latin-1"))
+            if len(self._keys) >= KEY_MEMO_LIMIT:
+                self._keys.clear()
+            self._keys[target] = key
+        return key
+
+    async def read(self, scope: Scope, send: Send) -> None:
+        started = time.perf_counter()
+        key = self._key(scope)
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        special = [(k, v) for k, v in headers if k in _SPECIAL]
+        now = self.clock()
+        if not special:  # the hot path: a plain GET of a fresh entry
+            stored = self.l1.peek(key)
+            if (
+                type(stored) is Entry
+                and stored.epoch >= self.epoch.value
+                and not stored.no_cache
+                and stored.age(now) < stored.freshness
+            ):
+                await self._send_entry(send, scope["method"], stored, now, True, "hit")
+                self._count("hit", started, len(stored.body))
+                return
+        if any(k in (b"authorization", b"cookie", b"range") for k, _ in special):
+            await self._forward_uncached(scope, send, headers, key)
+            return
+        request = Request(
+            method=scope["method"],
+            target=key if key.startswith("/v1/") else _raw_target(scope),
+            path=scope["path"],
+            key=key,
+            headers=headers,
+            cache_control=_request_cache_control(special),
+        )
+        outcome, cached = await self.engine.resolve(request)
+        await self._serve(send, scope, request, outcome, cached, special, now)
+        result = "hit" if cached and outcome.fwd == "hit" else _result(outcome, cached)
+        self._count(result, started, len(outcome.entry.body) if outcome.entry else 0)
+
+    async def _serve(
+        self,
+        send: Send,
+        scope: Scope,
+        request: Request,
+        outcome: Outcome,
+        cached: bool,
+        special: list[tuple[bytes, bytes]],
+        now: int,
+    ) -> None:
+        status = self.engine.status_for(outcome, cached, self.clock())
+        entry = outcome.entry
+        if entry is not None:
+            inm = next((v for k, v in special if k == b"if-none-match"), None)
+            ims = next((v for k, v in special if k == b"if-modified-since"), None)
+            if (inm or ims) and not_modified(entry, inm, ims):
+                headers = self.engine.entry_headers(entry, self.clock(), status)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 304,
+                        "headers": _no_body_headers(headers),
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return
+            stale_error = outcome.error is not None
+            await self._send_entry(
+                send, request.method, entry, self.clock(), cached, status, stale_error
+            )
+            return
+        if outcome.too_large:  # not held by the cache: each request streams its own copy
+            await self._forward(scope, send, "GET", request.headers, None)
+            return
+        if outcome.response is not None:
+            await self._send_upstream(send, request, outcome, status)
+            return
+        error = outcome.error or OutpostError("no answer")
+        await self._send_error(send, error, status)
+
+    async def _send_entry(
+        self,
+        send: Send,
+        method: str,
+        entry: Entry,
+        now: int,
+        cached: bool,
+        status: bytes | str,
+        stale_error: bool = False,
+    ) -> None:
+        if isinstance(status, str):
+            status = cache_status(self.name, hit=True, ttl=entry.ttl(now))
+        headers = self.engine.entry_headers(entry, now, status)
+        if stale_error:
+            headers.append((b"warning", b'111 - "Revalidation Failed"'))
+        headers.append((b"content-length", str(len(entry.body)).encode()))
+        body = b"" if method == "HEAD" else entry.body
+        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _send_upstream(
+        self, send: Send, request: Request, outcome: Outcome, status: bytes
+    ) -> None:
+        response = outcome.response
+        assert response is not None
+        headers = [(k, v) for k, v in response.headers if k not in (b"cache-status", EPOCH_HEADER)]
+        headers = with_via(headers, self.name)
+        headers.append((b"cache-status", status))
+        headers.append((EPOCH_HEADER, str(self.epoch.value).encode()))
+        if response.rest is None:
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
+            headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if request.method == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if response.rest is None:
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        try:
+            async for chunk in response.rest:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            if response.close is not None:
+                await response.close()  # type: ignore[misc]
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_error(self, send: Send, error: OutpostError, status: bytes) -> None:
+        body = error.body()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+            (b"cache-status", status),
+            (EPOCH_HEADER, str(self.epoch.value).encode()),
+        ]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _count(self, result: str, started: float, size: int) -> None:
+        self.metrics.requests.labels(result).inc()
+        self.metrics.latency.labels(result).observe(time.perf_counter() - started)
+        self.metrics.client_bytes.inc(size)
+
+    # --- uncached traffic ------------------------------------------------------------------
+
+    async def _forward_uncached(
+        self, scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], key: str
+    ) -> None:
+        """Requests a shared cache must not answer from its store (credentials, ranges)."""
+        await self._forward(scope, send, scope["method"], headers, None)
+
+    async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Unsafe methods go upstream untouched; on success, the URL's entries are invalidated."""
+        try:
+            body = await _read_body(receive, self.settings.max_request_body_bytes)
+        except PayloadTooLarge as error:
+            await self._send_error(send, error, cache_status(self.name, fwd="method"))
+            return
+        status = await self._forward(scope, send, scope["method"], scope["headers"], body)
+        if status is not None and 200 <= status < 400:
+            key = self._key(scope)
+            await self.store.delete(key)  # RFC 9111 §4.4
+
+    async def _forward(
+        self,
+        scope: Scope,
+        send: Send,
+        method: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | None,
+    ) -> int | None:
+        forwarded = with_via(end_to_end(headers, drop=(b"host",)), self.name)
+        status = cache_status(self.name, fwd="bypass" if method in ("GET", "HEAD") else "method")
+        try:
+            response = await self.upstreams.fetch(
+                method,
+                _raw_target(scope),
+                forwarded,
+                body=body,
+                failover_on_5xx=method in ("GET", "HEAD"),
+            )
+        except AllUpstreamsFailed as error:
+            await self._send_error(send, error, status)
+            return None
+        self.epoch.adopt(response.epoch)
+        request = Request(method, _raw_target(scope), scope["path"], "", headers, _NO_CACHE)
+        await self._send_upstream(send, request, Outcome(response=response, fwd="bypass"), status)
+        self.metrics.requests.labels("pass").inc()
+        return response.status
+
+
+def _raw_target(scope: Scope) -> str:
+    raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    query = scope["query_string"].decode("latin-1")
+    return f"{raw}?{query}" if query else raw
+
+
+def _request_cache_control(special: list[tuple[bytes, bytes]]) -> CacheControl:
+    values = [v for k, v in special if k == b"cache-control"]
+    if values:
+        return parse_cache_control(*values)
+    if any(k == b"pragma" and b"no-cache" in v.lower() for k, v in special):
+        return CacheControl(no_cache=True)  # RFC 9111 §5.4: Pragma only without Cache-Control
+    return _NO_CACHE
+
+
+def _no_body_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    dropped = (b"content-length", b"content-type", b"content-encoding")
+    return [(k, v) for k, v in headers if k not in dropped]
+
+
+def _result(outcome: Outcome, cached: bool) -> str:
+    if outcome.entry is None:
+        return "error" if outcome.error is not None else "miss"
+    if outcome.error is not None or outcome.fwd == "stale-while-revalidate":
+        return "stale"
+    return "miss" if outcome.fwd == "miss" else "revalidated"
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes", accepted=f"<= {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: ProxySettings,
+    *,
+    store: TieredStore | None = None,
+    upstream_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], int] | None = None,
+) -> ProxyApp:
+    return ProxyApp(settings, store=store, upstream_client=upstream_client, clock=clock)

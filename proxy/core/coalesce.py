@@ -1,0 +1,45 @@
+"""Request coalescing bookkeeping: at most one upstream fetch per key in flight.
+
+The table only records who leads and how many wait; the engine supplies the waitable object
+(an asyncio future) through `new_flight`, so the rules are testable without an event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["Flight", "FlightTable"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class Flight(Generic[T]):
+    key: str
+    result: T
+    waiters: int = 0
+
+
+@dataclass
+class FlightTable(Generic[T]):
+    new_flight: Callable[[], T]
+    flights: dict[str, Flight[T]] = field(default_factory=dict)
+
+    def join(self, key: str) -> tuple[Flight[T], bool]:
+        """The flight for `key` and whether the caller leads it (and so must fetch)."""
+        flight = self.flights.get(key)
+        if flight is not None:
+            flight.waiters += 1
+            return flight, False
+        flight = Flight(key, self.new_flight())
+        self.flights[key] = flight
+        return flight, True
+
+    def land(self, key: str) -> Flight[T] | None:
+        """The leader is done: later requests start a new flight."""
+        return self.flights.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self.flights)

@@ -1,0 +1,139 @@
+"""A stored response and what the policy needs to know about it, derived once at store time.
+
+Times are microseconds since the epoch. `initial_age` is the corrected initial age of RFC 9111
+§4.2.3; the age at `now` is `initial_age + (now - response_time)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+
+from proxy.core.directives import CacheControl, parse_cache_control
+from proxy.core.headers import Headers, get_all, get_first
+
+__all__ = ["Entry", "freshness_lifetime", "initial_age", "make_entry", "parse_http_date"]
+
+SECOND = 1_000_000
+HEURISTIC_STATUSES = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
+HEURISTIC_FRACTION = 0.1  # of the time since Last-Modified (RFC 9111 §4.2.2)
+HEURISTIC_CAP = 86_400 * SECOND
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]  # end-to-end, lower-case names, no Age
+    body: bytes
+    request_time: int
+    response_time: int
+    epoch: int
+    freshness: int  # freshness lifetime, µs
+    initial_age: int  # µs
+    etag: bytes | None
+    last_modified: bytes | None
+    vary: tuple[bytes, ...]
+    immutable: bool
+    no_cache: bool  # stored, but every use must be revalidated
+    must_revalidate: bool
+    stale_while_revalidate: int  # µs
+    stale_if_error: int  # µs, from the response's own directive
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 256
+
+    def age(self, now: int) -> int:
+        return self.initial_age + max(0, now - self.response_time)
+
+    def is_fresh(self, now: int) -> bool:
+        return self.age(now) < self.freshness
+
+    def ttl(self, now: int) -> int:
+        """Remaining freshness in whole seconds (negative when stale)."""
+        return (self.freshness - self.age(now)) // SECOND
+
+    def refreshed(
+        self, headers: Headers, request_time: int, response_time: int, epoch: int
+    ) -> Entry:
+        """The entry after a 304: new header values win (RFC 9111 §4.3.4), body kept."""
+        updated = {key for key, _ in headers}
+        merged = [(k, v) for k, v in self.headers if k not in updated] + list(headers)
+        fresh = make_entry(self.status, merged, self.body, request_time, response_time, epoch)
+        return replace(fresh, body=self.body)
+
+
+def parse_http_date(value: bytes | None) -> int | None:
+    """An HTTP-date as µs since the epoch, or None if absent or invalid."""
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value.decode("latin-1"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return int(moment.timestamp()) * SECOND  # asctime form: UTC, treated as such
+    return int(moment.timestamp()) * SECOND
+
+
+def freshness_lifetime(status: int, cc: CacheControl, headers: Headers) -> int:
+    """RFC 9111 §4.2.1 for a shared cache: s-maxage, max-age, Expires - Date, or heuristic."""
+    if cc.s_maxage is not None:
+        return cc.s_maxage * SECOND
+    if cc.max_age is not None:
+        return cc.max_age * SECOND
+    expires = get_first(headers, b"expires")
+    if expires is not None:
+        date = parse_http_date(get_first(headers, b"date"))
+        expiry = parse_http_date(expires)
+        if date is None or expiry is None:
+            return 0  # an invalid Expires means already expired
+        return max(0, expiry - date)
+    last_modified = parse_http_date(get_first(headers, b"last-modified"))
+    date = parse_http_date(get_first(headers, b"date"))
+    if (status in HEURISTIC_STATUSES or cc.public) and last_modified and date:
+        return min(HEURISTIC_CAP, int(max(0, date - last_modified) * HEURISTIC_FRACTION))
+    return 0
+
+
+def initial_age(headers: Headers, request_time: int, response_time: int) -> int:
+    """Corrected initial age, RFC 9111 §4.2.3."""
+    age_value = 0
+    raw = get_first(headers, b"age")
+    if raw is not None and raw.strip().isdigit():
+        age_value = int(raw.strip()) * SECOND
+    date = parse_http_date(get_first(headers, b"date"))
+    apparent = max(0, response_time - date) if date is not None else 0
+    corrected = age_value + max(0, response_time - request_time)
+    return max(apparent, corrected)
+
+
+def make_entry(
+    status: int,
+    headers: Headers,
+    body: bytes,
+    request_time: int,
+    response_time: int,
+    epoch: int,
+) -> Entry:
+    cc = parse_cache_control(*get_all(headers, b"cache-control"))
+    named = (token.strip().lower() for v in get_all(headers, b"vary") for token in v.split(b","))
+    vary = tuple(sorted({name for name in named if name}))
+    return Entry(
+        status=status,
+        headers=tuple((k, v) for k, v in headers if k != b"age"),
+        body=body,
+        request_time=request_time,
+        response_time=response_time,
+        epoch=epoch,
+        freshness=freshness_lifetime(status, cc, headers),
+        initial_age=initial_age(headers, request_time, response_time),
+        etag=get_first(headers, b"etag"),
+        last_modified=get_first(headers, b"last-modified"),
+        vary=vary,
+        immutable=cc.immutable,
+        no_cache=cc.no_cache,
+        must_revalidate=cc.must_revalidate or cc.proxy_revalidate or cc.s_maxage is not None,
+        stale_while_revalidate=(cc.stale_while_revalidate or 0) * SECOND,
+        stale_if_error=(cc.stale_if_error or 0) * SECOND,
+    )

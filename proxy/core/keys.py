@@ -1,0 +1,40 @@
+"""Cache keys: Outpost's own reads key on their canonical URL, so parameter order or number
+spelling never splits the cache; anything else keys on its path and query as received.
+
+A response's `Vary` adds the request's values of the named fields to the key. Accept-Encoding
+is normalised to `gzip` or `identity` (what the origin can actually choose between), so the
+many spellings clients send share two variants instead of one per spelling.
+"""
+
+from __future__ import annotations
+
+from outpost.coding import accepts_gzip
+from outpost.errors import OutpostError
+from outpost.urls import canonical
+from proxy.core.headers import Headers, get_all
+
+__all__ = ["primary_key", "variant_key"]
+
+
+def primary_key(path: str, query_string: str) -> str:
+    if path.startswith("/v1/"):
+        try:
+            return canonical(path, query_string)
+        except OutpostError:
+            pass  # not a well-formed read: the upstream will say so; key it as sent
+    return f"{path}?{query_string}" if query_string else path
+
+
+def variant_key(primary: str, vary: tuple[bytes, ...], request_headers: Headers) -> str:
+    """The key of the variant of `primary` selected by the request's `vary` fields."""
+    if not vary:
+        return primary
+    parts = [primary]
+    for name in vary:
+        values = get_all(request_headers, name)
+        if name == b"accept-encoding":
+            joined = b",".join(values).decode("latin-1")
+            parts.append("gzip" if accepts_gzip(joined) else "identity")
+        else:
+            parts.append(b",".join(v.strip() for v in values).decode("latin-1"))
+    return "\x1f".join(parts)

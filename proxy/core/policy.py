@@ -1,0 +1,130 @@
+"""Cache policy as named verdicts, separate from storage (like Varnish's builtin.vcl).
+
+    lookup:   PASS      not ours to cache: forward as is (unsafe method, request no-store)
+              MISS      nothing stored: fetch, maybe store
+              HIT       fresh (or stale within the client's max-stale): serve it
+              REVALIDATE stored but must be checked: conditional request upstream
+              STALE     stale within stale-while-revalidate: serve it, revalidate behind
+    upstream failed:
+              SERVE_STALE  stale-if-error (the response's or the operator's window) allows it
+              FAIL         answer the client with the error
+
+The `detail` of a verdict says why (for Cache-Status): `epoch` (a flush since it was stored),
+`request` (the client asked for validation), `stale`, `no-cache` (the response requires it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from proxy.core.directives import CacheControl
+from proxy.core.entry import Entry
+from proxy.core.headers import Headers, get_all
+
+__all__ = [
+    "CACHEABLE_STATUSES",
+    "ErrorVerdict",
+    "Lookup",
+    "Verdict",
+    "after_error",
+    "is_storable",
+    "lookup",
+]
+
+SECOND = 1_000_000
+CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    MISS = "miss"
+    HIT = "hit"
+    REVALIDATE = "revalidate"
+    STALE = "stale"
+
+
+class ErrorVerdict(StrEnum):
+    SERVE_STALE = "serve-stale"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    verdict: Verdict
+    detail: str = ""
+
+
+def lookup(method: str, request: CacheControl, entry: Entry | None, now: int, epoch: int) -> Lookup:
+    """What to do with a request, given what is stored for its key."""
+    if method not in SAFE_METHODS:
+        return Lookup(Verdict.PASS, "method")
+    if request.no_store:
+        return Lookup(Verdict.PASS, "request")
+    if entry is None:
+        return Lookup(Verdict.MISS)
+    if entry.epoch < epoch and not entry.immutable:
+        return Lookup(Verdict.REVALIDATE, "epoch")
+    if request.no_cache or request.max_age == 0:
+        return Lookup(Verdict.REVALIDATE, "request")
+    if entry.no_cache:
+        return Lookup(Verdict.REVALIDATE, "no-cache")
+    age, lifetime = entry.age(now), entry.freshness
+    if request.max_age is not None and age > request.max_age * SECOND:
+        return Lookup(Verdict.REVALIDATE, "request")
+    if request.min_fresh is not None:
+        lifetime -= request.min_fresh * SECOND
+    if age < lifetime:
+        return Lookup(Verdict.HIT)
+    staleness = age - entry.freshness
+    if entry.must_revalidate:
+        return Lookup(Verdict.REVALIDATE, "stale")
+    if request.max_stale is not None and staleness <= request.max_stale * SECOND:
+        return Lookup(Verdict.HIT, "stale")
+    if staleness < entry.stale_while_revalidate:
+        return Lookup(Verdict.STALE, "stale")
+    return Lookup(Verdict.REVALIDATE, "stale")
+
+
+def after_error(entry: Entry | None, now: int, operator_window: int) -> ErrorVerdict:
+    """Every upstream failed: may the stored entry be served stale?
+
+    Allowed within the response's own stale-if-error or the operator's window (µs), but never
+    for responses that demand revalidation (must-revalidate, proxy-revalidate, s-maxage).
+    """
+    if entry is None or entry.must_revalidate:
+        return ErrorVerdict.FAIL
+    staleness = max(0, entry.age(now) - entry.freshness)
+    window = max(entry.stale_if_error, operator_window)
+    return ErrorVerdict.SERVE_STALE if staleness <= window else ErrorVerdict.FAIL
+
+
+def is_storable(
+    method: str,
+    status: int,
+    request: CacheControl,
+    response: CacheControl,
+    response_headers: Headers,
+    *,
+    authorized: bool,
+) -> bool:
+    """RFC 9111 §3 for a shared cache."""
+    if method != "GET" or status not in CACHEABLE_STATUSES:
+        return False
+    if request.no_store or response.no_store or response.private:
+        return False
+    if any(v.strip() == b"*" for v in get_all(response_headers, b"vary")):
+        return False
+    shareable = response.public or response.s_maxage is not None or response.must_revalidate
+    if authorized and not shareable:
+        return False
+    explicit = (
+        response.max_age is not None
+        or response.s_maxage is not None
+        or response.public
+        or any(k == b"expires" for k, _ in response_headers)
+    )
+    # Without explicit freshness, storing pays only if the entry can be revalidated cheaply.
+    validators = any(k in (b"etag", b"last-modified") for k, _ in response_headers)
+    return explicit or validators

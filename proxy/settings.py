@@ -1,0 +1,73 @@
+"""The proxy's settings (`[proxy]` in the TOML file, `OUTPOST_PROXY_*` variables).
+
+The run-control token also comes from `OUTPOST_RUN_CONTROL_TOKEN`, the variable `outpost flush`
+sends, so one variable configures a whole tree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from outpost.config import SettingsError
+
+__all__ = ["ProxySettings", "with_run_control_token"]
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    name: str = "outpost-proxy"
+    host: str = "127.0.0.1"
+    port: int = 8081
+    upstreams: tuple[str, ...] = ()
+    parent: str | None = None
+    advertise_url: str | None = None
+    redis: str | None = None
+    cache_size: int = 512 * 1024 * 1024
+    max_object_bytes: int = 64 * 1024 * 1024
+    stale_if_error_seconds: float = 86_400.0
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 30.0
+    retries: int = 1
+    breaker_failures: int = 3
+    breaker_cooldown_seconds: float = 5.0
+    coalesce_timeout_seconds: float = 60.0
+    flush_concurrency: int = 256
+    flush_timeout_seconds: float = 10.0
+    heartbeat_seconds: float = 10.0
+    child_expiry_seconds: float = 600.0
+    run_control_token: str | None = None
+    workers: int = 1
+    state_dir: Path | None = None
+    max_request_body_bytes: int = 64 * 1024 * 1024 + 65_536
+
+    def __post_init__(self) -> None:
+        if not self.upstreams:
+            raise SettingsError("proxy.upstreams: give at least one --upstream URL")
+        for url in (*self.upstreams, *(u for u in (self.parent, self.advertise_url) if u)):
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"proxy: {url!r} is not an http:// or https:// URL")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"proxy.port={self.port}: expected 1..65535")
+        if self.workers > 1 and self.state_dir is None:
+            raise SettingsError("proxy.workers > 1 needs proxy.state_dir (shared epoch, children)")
+        for name in ("cache_size", "max_object_bytes", "flush_concurrency", "heartbeat_seconds"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")
+
+    @property
+    def url(self) -> str:
+        """Where children and run control reach this proxy."""
+        return self.advertise_url or f"http://{self.host}:{self.port}"
+
+
+def with_run_control_token(
+    settings: ProxySettings, environ: Mapping[str, str] | None = None
+) -> ProxySettings:
+    """Fill the token from OUTPOST_RUN_CONTROL_TOKEN when the settings have none."""
+    environ = os.environ if environ is None else environ
+    if settings.run_control_token is None and environ.get("OUTPOST_RUN_CONTROL_TOKEN"):
+        return replace(settings, run_control_token=environ["OUTPOST_RUN_CONTROL_TOKEN"])
+    return settings

@@ -1,0 +1,60 @@
+"""L2: Redis, shared by every proxy of a site. Entries expire on the logical TTL the policy
+chose (`keep_for`); an unreachable Redis raises `StoreUnavailable`, which the tiered store turns
+into "L1 only" until Redis answers again."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from proxy.storage.base import Stored
+from proxy.storage.codec import decode, encode
+
+__all__ = ["RedisStore", "StoreUnavailable"]
+
+PREFIX = "outpost:v1:"
+
+
+class StoreUnavailable(Exception):
+    """The shared store did not answer; the message says why."""
+
+
+class RedisStore:
+    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
+        self.url = url
+        self._redis = aioredis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+
+    async def get(self, key: str) -> Stored | None:
+        try:
+            data = await self._redis.get(PREFIX + key)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis get: {exc}") from exc
+        if data is None:
+            return None
+        return decode(data if isinstance(data, bytes) else data.encode("latin-1"))
+
+    async def put(self, key: str, value: Stored, keep_for: int) -> None:
+        try:
+            await self._redis.set(PREFIX + key, encode(value), ex=max(1, keep_for))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis set: {exc}") from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._redis.delete(PREFIX + key)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis delete: {exc}") from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,177 @@
+"""The cache tree: children registered with this proxy, and flush/warm fanned out to them.
+
+A child registers (and re-registers, as a heartbeat) with `POST /_outpost/register`; the answer
+carries this proxy's epoch, so a child that missed a flush catches up within one heartbeat.
+A flush goes to every registered child concurrently (bounded), each answering for its own
+subtree; the result counts every cache that acknowledged and names every one that did not.
+
+With several worker processes the registry lives in a SQLite file in the state directory, so
+whichever worker receives a registration or a flush sees every child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+__all__ = ["Child", "FanOut", "FanOutResult", "Registry", "heartbeat"]
+
+log = logging.getLogger("outpost.proxy.tree")
+
+
+@dataclass(frozen=True)
+class Child:
+    name: str
+    url: str
+    last_seen: float  # Unix seconds
+
+
+class Registry:
+    """Children by name; in memory, or in a SQLite file shared by worker processes."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._children: dict[str, Child] = {}
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS children (name TEXT PRIMARY KEY, url TEXT, seen REAL)"
+            )
+
+    def register(self, name: str, url: str, now: float | None = None) -> None:
+        seen = time.time() if now is None else now
+        if self._db is None:
+            self._children[name] = Child(name, url, seen)
+            return
+        self._db.execute(
+            "INSERT INTO children VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET url = excluded.url, seen = excluded.seen",
+            (name, url, seen),
+        )
+
+    def children(self, now: float | None = None, expiry: float | None = None) -> list[Child]:
+        """Registered children, without those silent for longer than `expiry` seconds."""
+        now = time.time() if now is None else now
+        if self._db is None:
+            found = list(self._children.values())
+        else:
+            rows = self._db.execute("SELECT name, url, seen FROM children ORDER BY name")
+            found = [Child(*row) for row in rows]
+        if expiry is not None:
+            found = [c for c in found if now - c.last_seen <= expiry]
+        return sorted(found, key=lambda c: c.name)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+
+
+@dataclass
+class FanOutResult:
+    acked: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class FanOut:
+    """Sends one admin request to every child, concurrently and bounded."""
+
+    client: httpx.AsyncClient
+    token: str | None
+    concurrency: int = 256
+    timeout: float = 10.0
+
+    async def send(self, children: list[Child], path: str, body: dict[str, Any]) -> FanOutResult:
+        result = FanOutResult()
+        gate = asyncio.Semaphore(self.concurrency)
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        payload = orjson.dumps(body)
+
+        async def one(child: Child) -> None:
+            async with gate:
+                try:
+                    response = await self.client.post(
+                        child.url.rstrip("/") + path,
+                        content=payload,
+                        headers=headers,
+                        timeout=self.timeout,
+                    )
+                except httpx.HTTPError as exc:
+                    result.failed.append(_failure(child, f"{type(exc).__name__}: {exc}"))
+                    return
+            if response.status_code != 200:
+                result.failed.append(_failure(child, f"status {response.status_code}"))
+                return
+            try:
+                answer = response.json()
+                acked = int(answer.get("acked", 1))
+                failed = list(answer.get("failed", []))
+            except (ValueError, TypeError, AttributeError):
+                result.failed.append(_failure(child, "answer is not the expected JSON"))
+                return
+            result.acked += acked
+            result.failed.extend(failed)
+            result.details.append({"name": child.name, **answer})
+
+        await asyncio.gather(*(one(child) for child in children))
+        result.failed.sort(key=lambda f: str(f.get("name", "")))
+        return result
+
+
+def _failure(child: Child, error: str) -> dict[str, str]:
+    return {"name": child.name, "url": child.url, "error": error[:300]}
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(
+    client: httpx.AsyncClient,
+    parent: str,
+    me: dict[str, str],
+    token: str | None,
+    every: float,
+    on_epoch: Any,
+) -> Any:
+    """Register with `parent` now and every `every` seconds until the context ends."""
+
+    async def beat() -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        retry = min(every, 0.5)
+        while True:
+            pause = every
+            try:
+                response = await client.post(
+                    parent.rstrip("/") + "/_outpost/register", json=me, headers=headers, timeout=5
+                )
+                if response.status_code == 200:
+                    on_epoch(response.json().get("epoch"))
+                    retry = min(every, 0.5)
+                else:
+                    log.warning("parent %s refused registration: %s", parent, response.text[:200])
+            except (httpx.HTTPError, ValueError):
+                # The parent is down or restarting: retry soon, backing off to the heartbeat.
+                pause, retry = retry, min(every, retry * 2)
+            await asyncio.sleep(pause)
+
+    task = asyncio.get_running_loop().create_task(beat())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
