@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -44,26 +43,30 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from wrk import (
+    WRK_CPU,
+    BenchmarkError,
+    WrkResult,
+    can_pin,
+    find_wrk,
+    parse_wrk,
+    run_wrk,
+    wrk_command,
+    wrk_version,
+)
 
 GLOBAL_TAG = "OUTPOST_HLT_2026_V1"
 RESOLVE_PATH = f"/v1/resolve/{GLOBAL_TAG}?run=500"
 PAYLOAD_QUERY_PATH = "/v1/query/payloads?select=hash,size&size=eq.1048576&limit=1"
 HEALTH_PATH = "/_outpost/healthz"
 TARGET_PAYLOAD_SIZE = 1024 * 1024
-WRK_CPU = 1
 HOST = "127.0.0.1"
 
-# wrk 4.x: latencies print as us/ms/s/m/h, byte counts with binary (1024) prefixes.
-_TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-_BINARY = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 _MIB = 1024**2
-
-
-class BenchmarkError(Exception):
-    """The benchmark could not run (not: the origin answered badly under load)."""
 
 
 @dataclass(frozen=True)
@@ -71,95 +74,6 @@ class Target:
     name: str
     path: str
     detail: str
-
-
-@dataclass
-class SocketErrors:
-    connect: int = 0
-    read: int = 0
-    write: int = 0
-    timeout: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.connect + self.read + self.write + self.timeout
-
-
-@dataclass
-class WrkResult:
-    requests: int
-    duration_s: float
-    bytes_read: int
-    requests_per_sec: float
-    transfer_mib_per_sec: float
-    latency_ms: dict[str, float]
-    non_2xx_3xx: int
-    socket_errors: SocketErrors = field(default_factory=SocketErrors)
-
-    @property
-    def errors(self) -> int:
-        return self.non_2xx_3xx + self.socket_errors.total
-
-
-# --- wrk -------------------------------------------------------------------------------------
-
-_REQUESTS = re.compile(
-    r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h), ([\d.]+)([KMGTP]?)B read\s*$", re.M
-)
-_RPS = re.compile(r"^Requests/sec:\s+([\d.]+)\s*$", re.M)
-_TRANSFER = re.compile(r"^Transfer/sec:\s+([\d.]+)([KMGTP]?)B\s*$", re.M)
-_PERCENTILE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", re.M)
-_NON_2XX = re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)\s*$", re.M)
-_SOCKET = re.compile(
-    r"^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)\s*$", re.M
-)
-
-
-def parse_wrk(output: str) -> WrkResult:
-    """Read the summary of `wrk --latency`; raise BenchmarkError if a required line is missing."""
-    requests = _REQUESTS.search(output)
-    rps = _RPS.search(output)
-    transfer = _TRANSFER.search(output)
-    percentiles = {f"p{m[1]}": float(m[2]) * _TIME_MS[m[3]] for m in _PERCENTILE.finditer(output)}
-    if not (requests and rps and transfer) or not {"p50", "p99"} <= percentiles.keys():
-        raise BenchmarkError(f"cannot read wrk's output (was --latency given?):\n{output}")
-    non_2xx = _NON_2XX.search(output)
-    sockets = _SOCKET.search(output)
-    return WrkResult(
-        requests=int(requests[1]),
-        duration_s=float(requests[2]) * _TIME_MS[requests[3]] / 1000,
-        bytes_read=round(float(requests[4]) * _BINARY[requests[5]]),
-        requests_per_sec=float(rps[1]),
-        transfer_mib_per_sec=float(transfer[1]) * _BINARY[transfer[2]] / _MIB,
-        latency_ms=percentiles,
-        non_2xx_3xx=int(non_2xx[1]) if non_2xx else 0,
-        socket_errors=SocketErrors(*(int(n) for n in sockets.groups()))
-        if sockets
-        else SocketErrors(),
-    )
-
-
-def wrk_command(wrk: str, url: str, connections: int, seconds: int, pin: bool) -> list[str]:
-    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    taskset = shutil.which("taskset")
-    return [taskset, "-c", str(WRK_CPU), *command] if pin and taskset else command
-
-
-def run_wrk(command: Sequence[str], seconds: int) -> str:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds + 30, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BenchmarkError(f"wrk did not finish within {seconds + 30} s") from exc
-    if done.returncode != 0:
-        raise BenchmarkError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout
-
-
-def can_pin() -> bool:
-    """taskset exists and CPU 1 is one we may run on (so there is another core for the origin)."""
-    return shutil.which("taskset") is not None and WRK_CPU in os.sched_getaffinity(0)
 
 
 # --- the origin ----------------------------------------------------------------------------
@@ -392,12 +306,6 @@ def error_text(result: WrkResult) -> str:
     return ", ".join(parts)
 
 
-def wrk_version(wrk: str) -> str:
-    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=10)
-    first = (done.stdout or done.stderr).strip().splitlines()
-    return first[0] if first else "unknown"
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Baseline wrk benchmark of the Outpost origin (resolve + 1 MiB payload)."
@@ -422,7 +330,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    wrk = shutil.which("wrk") or ("/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None)
+    wrk = find_wrk()
     if wrk is None:
         print("benchmark: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ __all__ = ["ProxyApp", "create_app", "system_clock"]
 
 log = logging.getLogger("outpost.proxy")
 KEY_MEMO_LIMIT = 100_000
+STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: upstreams failed
 _NO_CACHE = CacheControl()
 _SPECIAL = frozenset(
     {
@@ -236,6 +237,8 @@ class ProxyApp:
             ims = next((v for k, v in special if k == b"if-modified-since"), None)
             if (inm or ims) and not_modified(entry, inm, ims):
                 headers = self.engine.entry_headers(entry, self.clock(), status)
+                if outcome.error is not None or outcome.warning:
+                    headers.append(STALE_WARNING)
                 await send(
                     {
                         "type": "http.response.start",
@@ -245,7 +248,7 @@ class ProxyApp:
                 )
                 await send({"type": "http.response.body", "body": b""})
                 return
-            stale_error = outcome.error is not None
+            stale_error = outcome.error is not None or outcome.warning is not None
             await self._send_entry(
                 send, request.method, entry, self.clock(), cached, status, stale_error
             )
@@ -273,7 +276,7 @@ class ProxyApp:
             status = cache_status(self.name, hit=True, ttl=entry.ttl(now))
         headers = self.engine.entry_headers(entry, now, status)
         if stale_error:
-            headers.append((b"warning", b'111 - "Revalidation Failed"'))
+            headers.append(STALE_WARNING)
         headers.append((b"content-length", str(len(entry.body)).encode()))
         body = b"" if method == "HEAD" else entry.body
         await send({"type": "http.response.start", "status": entry.status, "headers": headers})

@@ -77,6 +77,7 @@ class Outcome:
     fwd: str = "miss"
     stored: bool = False
     too_large: bool = False  # over max_object_bytes: every requester streams it uncached
+    warning: bytes | None = None  # an upstream served this stale: passed on, never stored
 
 
 class Engine:
@@ -200,7 +201,13 @@ class Engine:
             refreshed = entry.refreshed(response.headers, request_time, response_time, epoch)
             await self._put(key, request, refreshed)
             self.metrics.revalidations.labels("304").inc()
-            return Outcome(entry=refreshed, fwd=fwd, stored=True, response=_status_only(response))
+            return Outcome(
+                entry=refreshed,
+                fwd=fwd,
+                stored=True,
+                response=_status_only(response),
+                warning=get_first(response.headers, b"warning"),
+            )
         if entry is not None:
             self.metrics.revalidations.labels(str(response.status)).inc()
         if response.rest is not None:
@@ -221,7 +228,13 @@ class Engine:
             response.status, response.headers, response.body, request_time, response_time, epoch
         )
         await self._put(key, request, fresh)
-        return Outcome(entry=fresh, fwd=fwd, stored=True, response=_status_only(response))
+        return Outcome(
+            entry=fresh,
+            fwd=fwd,
+            stored=True,
+            response=_status_only(response),
+            warning=get_first(response.headers, b"warning"),
+        )
 
     def _after_error(self, entry: Entry | None, error: AllUpstreamsFailed, fwd: str) -> Outcome:
         if after_error(entry, self.clock(), self.stale_window) is ErrorVerdict.SERVE_STALE:

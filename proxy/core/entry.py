@@ -18,12 +18,14 @@ SECOND = 1_000_000
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
 HEURISTIC_FRACTION = 0.1  # of the time since Last-Modified (RFC 9111 §4.2.2)
 HEURISTIC_CAP = 86_400 * SECOND
+# Recomputed on every use (Age), or true only of the response that carried it (Warning).
+_NOT_STORED = frozenset({b"age", b"warning"})
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     status: int
-    headers: tuple[tuple[bytes, bytes], ...]  # end-to-end, lower-case names, no Age
+    headers: tuple[tuple[bytes, bytes], ...]  # end-to-end, lower-case names, no Age or Warning
     body: bytes
     request_time: int
     response_time: int
@@ -121,7 +123,7 @@ def make_entry(
     vary = tuple(sorted({name for name in named if name}))
     return Entry(
         status=status,
-        headers=tuple((k, v) for k, v in headers if k != b"age"),
+        headers=tuple((k, v) for k, v in headers if k not in _NOT_STORED),
         body=body,
         request_time=request_time,
         response_time=response_time,

@@ -21,7 +21,15 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["PostgresServer", "free_port", "postgres_server", "run_process", "wait_for_http"]
+__all__ = [
+    "PostgresServer",
+    "free_port",
+    "outpost_command",
+    "postgres_server",
+    "redis_server",
+    "run_process",
+    "wait_for_http",
+]
 
 
 def free_port() -> int:
@@ -154,11 +162,14 @@ def wait_for_http(
 
 @contextlib.contextmanager
 def run_process(
-    args: Sequence[str], log: Path, ready_url: str | None = None
+    args: Sequence[str],
+    log: Path,
+    ready_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `args` (e.g. the outpost CLI) with output to `log`; stop it on exit."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             if ready_url:
                 try:
@@ -175,3 +186,48 @@ def run_process(
 def outpost_command(*args: str) -> list[str]:
     """The `outpost` CLI of this interpreter's environment."""
     return [sys.executable, "-m", "outpost.cli", *args]
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A real redis-server on a free loopback port, no persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found: install Redis (scripts/test does)")
+    root = Path(tempfile.mkdtemp(prefix="outpost-redis-"))
+    port = free_port()
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(root),
+        "--protected-mode",
+        "yes",
+    ]
+    with open(root / "redis.log", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_port(port, process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        _stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")

@@ -1,0 +1,109 @@
+"""A conditions-delivery tree of real processes on loopback: origin, proxies, Redis.
+
+`Stack` starts each piece as `python -m outpost …` (the same command operators run), waits
+until it answers, and stops everything at the end; `kill(name)` takes one piece down hard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from support.servers import free_port, outpost_command, run_process
+
+__all__ = ["RUN_CONTROL_TOKEN", "Server", "Stack"]
+
+RUN_CONTROL_TOKEN = "test-run-control-token"
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A counter's value from this server's /_outpost/metrics (0 if never incremented)."""
+        text = httpx.get(f"{self.url}/_outpost/metrics", timeout=5).text
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            metric, _, value = line.rpartition(" ")
+            if metric == (f"{name}{{{wanted}}}" if wanted else name):
+                return float(value)
+        return 0.0
+
+
+@dataclass
+class Stack:
+    root: Path
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    servers: dict[str, Server] = field(default_factory=dict)
+
+    def origin(self, db: str, name: str = "origin") -> Server:
+        port = free_port()
+        command = outpost_command(
+            "origin", "--db", db, "--port", str(port), "--log-level", "warning"
+        )
+        return self._start(name, port, command, {})
+
+    def proxy(
+        self,
+        name: str,
+        upstreams: list[str],
+        *,
+        parent: str | None = None,
+        redis: str | None = None,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Server:
+        port = free_port()
+        command = outpost_command("proxy", "--name", name, "--port", str(port))
+        for upstream in upstreams:
+            command += ["--upstream", upstream]
+        if parent:
+            command += ["--parent", parent]
+        if redis:
+            command += ["--redis", redis]
+        variables = {"OUTPOST_RUN_CONTROL_TOKEN": RUN_CONTROL_TOKEN, **(env or {})}
+        return self._start(name, port, [*command, *extra], variables)
+
+    def _start(self, name: str, port: int, command: list[str], env: dict[str, str]) -> Server:
+        import os
+
+        url = f"http://127.0.0.1:{port}"
+        log = self.root / f"{name}.log"
+        process = self.stack.enter_context(
+            run_process(
+                command, log, ready_url=f"{url}/_outpost/healthz", env={**os.environ, **env}
+            )
+        )
+        server = Server(name, url, process, log)
+        self.servers[name] = server
+        return server
+
+    def close(self) -> None:
+        self.stack.close()
+
+    def __getitem__(self, name: str) -> Server:
+        return self.servers[name]
+
+
+@contextlib.contextmanager
+def running_stack(root: Path) -> Iterator[Stack]:
+    stack = Stack(root)
+    try:
+        yield stack
+    finally:
+        stack.close()
