@@ -28,8 +28,10 @@ favours neither cleanly, so compare such runs with care.
 Hits are checked, not assumed: the origin's request counter for ``/v1/payloads`` is read before
 and after each measurement, and any request that reached the origin during one is reported
 (and fails the run). The CPU time the server under test used during the measurement is
-reported as a percentage of one core (all processes of its group): well under 100 % for a
-pinned server means something else took the core, i.e. the numbers are disturbed.
+reported as a percentage of one core (all processes of its group), and so is wrk's: when
+neither the server nor wrk is near 100 %, something else took their cores (another job on the
+machine) and the numbers are disturbed; a server well under 100 % with wrk near 100 % means
+the load generator, not the server, was the limit.
 
 Usage::
 
@@ -53,6 +55,7 @@ import platform
 import pwd
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -179,13 +182,16 @@ class Server:
     name: str
     base: str
     process: subprocess.Popen[bytes]
-    log: Path
+    logs: tuple[Path, ...]  # its output, then any log file of its own
     pinned: bool
+
+    def log_tail(self) -> str:
+        return "\n".join(filter(None, (tail(log) for log in self.logs)))
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise BenchmarkError(
-                f"{self.name} exited with status {self.process.returncode}:\n{tail(self.log)}"
+                f"{self.name} exited with status {self.process.returncode}:\n{self.log_tail()}"
             )
 
 
@@ -203,7 +209,12 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 def start_server(
-    name: str, command: Sequence[str], port: int, log: Path, pin_cpu: int | None
+    name: str,
+    command: Sequence[str],
+    port: int,
+    log: Path,
+    pin_cpu: int | None,
+    own_logs: Sequence[Path] = (),
 ) -> Server:
     """Start `command` in its own session (process group), optionally under `taskset -c CPU`."""
     taskset = shutil.which("taskset")
@@ -219,7 +230,7 @@ def start_server(
             env=clean_environment(),
             start_new_session=True,  # workers included: stop_server signals the whole group
         )
-    return Server(name, f"http://{HOST}:{port}", process, log, pinned)
+    return Server(name, f"http://{HOST}:{port}", process, (log, *own_logs), pinned)
 
 
 def stop_server(server: Server, timeout: float = 10.0) -> None:
@@ -229,12 +240,9 @@ def stop_server(server: Server, timeout: float = 10.0) -> None:
             os.killpg(server.process.pid, sig)
         try:
             server.process.wait(timeout=timeout)
+            return
         except subprocess.TimeoutExpired:
             continue
-        # The leader is gone; make sure no worker of its group outlives it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        return
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -248,6 +256,13 @@ def group_cpu_seconds(pgid: int) -> float:
         if len(fields) > 12 and int(fields[2]) == pgid:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's waited-for children: across one wrk run (the
+    servers are only waited for at the end), wrk's own CPU time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- HTTP checks -----------------------------------------------------------------------------
@@ -279,7 +294,7 @@ def wait_ready(client: httpx.Client, server: Server, timeout: float) -> None:
         time.sleep(0.1)
     raise BenchmarkError(
         f"{server.name} did not answer 200 on {server.base}{HEALTH_PATH} within {timeout:g} s "
-        f"(last: {last}); its log:\n{tail(server.log)}"
+        f"(last: {last}); its log:\n{server.log_tail()}"
     )
 
 
@@ -406,6 +421,7 @@ class Measurement:
     result: WrkResult
     origin_requests: int
     cpu_percent: float
+    wrk_cpu_percent: float
     warm_statuses: list[str] = field(default_factory=list)
 
     @property
@@ -455,19 +471,23 @@ def measure(
     progress(args, f"{payload.label} {server.name}: measuring {args.duration} s on {url}")
     before = origin_payload_requests(client, origin)
     cpu_before = group_cpu_seconds(server.process.pid)
+    wrk_before = children_cpu_seconds()
     output = run_wrk(
         wrk_command(setup.wrk, url, args.connections, args.duration, setup.pin_wrk), args.duration
     )
+    wrk_cpu = children_cpu_seconds() - wrk_before
     cpu = group_cpu_seconds(server.process.pid) - cpu_before
     after = origin_payload_requests(client, origin)
     server.check_alive()
     result = parse_wrk(output)
+    seconds = result.duration_s or float(args.duration)
     return Measurement(
         server=server.name,
         url=url,
         result=result,
         origin_requests=after - before,
-        cpu_percent=100.0 * cpu / result.duration_s if result.duration_s else 0.0,
+        cpu_percent=100.0 * cpu / seconds,
+        wrk_cpu_percent=100.0 * wrk_cpu / seconds,
         warm_statuses=warm_statuses,
     )
 
@@ -532,6 +552,7 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
                 squid_port,
                 root / "squid.out",
                 SERVER_CPU if setup.pin_servers else None,
+                own_logs=[conf.parent / "cache.log"],
             )
             servers.append(squid)
             wait_ready(client, outpost, args.startup_timeout)
@@ -544,11 +565,6 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
                     for s in (outpost, squid)
                 }
                 results.append(SizeResult(payload, runs))
-        except BaseException:
-            squid_log = root / "squid" / "cache.log"
-            if squid_log.exists():
-                progress(args, f"squid's cache.log ends with:\n{tail(squid_log)}")
-            raise
         finally:
             for server in reversed(servers):
                 stop_server(server)
@@ -565,10 +581,12 @@ def render_table(results: Sequence[SizeResult]) -> str:
         "MiB/s",
         "p99 ms",
         "cpu%",
+        "wrk%",
         "squid req/s",
         "MiB/s",
         "p99 ms",
         "cpu%",
+        "wrk%",
         "outpost/squid",
     )
     rows = []
@@ -581,6 +599,7 @@ def render_table(results: Sequence[SizeResult]) -> str:
                 f"{m.result.transfer_mib_per_sec:.1f}",
                 f"{m.result.latency_ms['p99']:.2f}",
                 f"{m.cpu_percent:.0f}",
+                f"{m.wrk_cpu_percent:.0f}",
             ]
         cells.append(f"{r.ratio:.2f}" if r.ratio is not None else "-")
         rows.append(tuple(cells))
@@ -612,9 +631,7 @@ def problems(results: Sequence[SizeResult]) -> list[str]:
     return found
 
 
-def to_json(
-    args: argparse.Namespace, setup: Setup, config: dict[str, Any], results: Sequence[SizeResult]
-) -> dict[str, Any]:
+def to_json(config: dict[str, Any], results: Sequence[SizeResult]) -> dict[str, Any]:
     sizes = []
     for r in results:
         entry: dict[str, Any] = {
@@ -632,6 +649,7 @@ def to_json(
                 "body_mib_per_sec": m.result.requests_per_sec * r.payload.size / _MIB,
                 "origin_requests_during_run": m.origin_requests,
                 "server_cpu_percent": m.cpu_percent,
+                "wrk_cpu_percent": m.wrk_cpu_percent,
                 "warm_cache_statuses": m.warm_statuses,
             }
         sizes.append(entry)
@@ -741,7 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     found = problems(results)
     if args.json:
-        print(json.dumps(to_json(args, setup, config, results)))
+        print(json.dumps(to_json(config, results)))
     else:
         outpost_pin = "CPU 0" if config["outpost_pinned_cpu"] is not None else "not pinned"
         squid_pin = "CPU 0" if config["squid_pinned_cpu"] is not None else "not pinned"
@@ -755,9 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(render_table(results))
         print(
-            "MiB/s: wrk's Transfer/sec (headers included); cpu%: CPU time of the server's "
-            "processes during the measurement, % of one core; origin requests during the "
-            "measurements: "
+            "MiB/s: wrk's Transfer/sec (headers included); cpu%, wrk%: CPU time of the "
+            "server's processes and of wrk during the measurement, % of one core; origin "
+            "requests during the measurements: "
             + ", ".join(
                 f"{r.payload.label} {n} {r.runs[n].origin_requests}"
                 for r in results

@@ -87,6 +87,7 @@ class ProxyApp:
             MemoryStore(settings.cache_size),
             self.redis,
             clock=self.clock,
+            retry_after=settings.redis_retry_seconds,
             on_l2_error=self.metrics.shared_store_errors.inc,
         )
         self.l1 = self.store.l1
@@ -111,7 +112,6 @@ class ProxyApp:
             coalesce_timeout=settings.coalesce_timeout_seconds,
         )
         self.fan_out = FanOut(
-            self.client,
             settings.run_control_token,
             concurrency=settings.flush_concurrency,
             timeout=settings.flush_timeout_seconds,

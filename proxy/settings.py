@@ -25,6 +25,7 @@ class ProxySettings:
     parent: str | None = None
     advertise_url: str | None = None
     redis: str | None = None
+    redis_retry_seconds: float = 5.0
     cache_size: int = 512 * 1024 * 1024
     max_object_bytes: int = 64 * 1024 * 1024
     stale_if_error_seconds: float = 86_400.0

@@ -88,14 +88,25 @@ class FanOutResult:
 
 @dataclass
 class FanOut:
-    """Sends one admin request to every child, concurrently and bounded."""
+    """Sends one admin request to every child, concurrently and bounded.
 
-    client: httpx.AsyncClient
+    Each fan-out uses its own client without keep-alive: children are distinct hosts, so
+    pooled connections would not be reused, and a pool holding thousands of them costs time
+    on every request (httpcore scans its connections).
+    """
+
     token: str | None
     concurrency: int = 256
     timeout: float = 10.0
 
     async def send(self, children: list[Child], path: str, body: dict[str, Any]) -> FanOutResult:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+            return await self._send(client, children, path, body)
+
+    async def _send(
+        self, client: httpx.AsyncClient, children: list[Child], path: str, body: dict[str, Any]
+    ) -> FanOutResult:
         result = FanOutResult()
         gate = asyncio.Semaphore(self.concurrency)
         headers = {"content-type": "application/json"}
@@ -106,7 +117,7 @@ class FanOut:
         async def one(child: Child) -> None:
             async with gate:
                 try:
-                    response = await self.client.post(
+                    response = await client.post(
                         child.url.rstrip("/") + path,
                         content=payload,
                         headers=headers,

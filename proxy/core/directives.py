@@ -39,7 +39,7 @@ def _seconds(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip().strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²" is a digit to str.isdigit
         return None
     return min(int(value), _MAX_DELTA)
 

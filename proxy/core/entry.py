@@ -7,12 +7,20 @@ Times are microseconds since the epoch. `initial_age` is the corrected initial a
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
+from datetime import UTC
+from email.utils import formatdate, parsedate_to_datetime
 
 from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.headers import Headers, get_all, get_first
 
-__all__ = ["Entry", "freshness_lifetime", "initial_age", "make_entry", "parse_http_date"]
+__all__ = [
+    "Entry",
+    "freshness_lifetime",
+    "http_date",
+    "initial_age",
+    "make_entry",
+    "parse_http_date",
+]
 
 SECOND = 1_000_000
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
@@ -59,6 +67,8 @@ class Entry:
         self, headers: Headers, request_time: int, response_time: int, epoch: int
     ) -> Entry:
         """The entry after a 304: new header values win (RFC 9111 §4.3.4), body kept."""
+        headers = [(k, v) for k, v in headers if k != b"content-length"]  # RFC 9111 §3.2
+        headers = _dated(headers, response_time)
         updated = {key for key, _ in headers}
         merged = [(k, v) for k, v in self.headers if k not in updated] + list(headers)
         fresh = make_entry(self.status, merged, self.body, request_time, response_time, epoch)
@@ -73,9 +83,13 @@ def parse_http_date(value: bytes | None) -> int | None:
         moment = parsedate_to_datetime(value.decode("latin-1"))
     except (TypeError, ValueError, IndexError):
         return None
-    if moment.tzinfo is None:
-        return int(moment.timestamp()) * SECOND  # asctime form: UTC, treated as such
+    if moment.tzinfo is None:  # the asctime form has no zone and is UTC (RFC 9110 §5.6.7)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp()) * SECOND
+
+
+def http_date(micros: int) -> bytes:
+    return formatdate(micros // SECOND, usegmt=True).encode()
 
 
 def freshness_lifetime(status: int, cc: CacheControl, headers: Headers) -> int:
@@ -93,7 +107,8 @@ def freshness_lifetime(status: int, cc: CacheControl, headers: Headers) -> int:
         return max(0, expiry - date)
     last_modified = parse_http_date(get_first(headers, b"last-modified"))
     date = parse_http_date(get_first(headers, b"date"))
-    if (status in HEURISTIC_STATUSES or cc.public) and last_modified and date:
+    heuristic = status in HEURISTIC_STATUSES or cc.public
+    if heuristic and last_modified is not None and date is not None:
         return min(HEURISTIC_CAP, int(max(0, date - last_modified) * HEURISTIC_FRACTION))
     return 0
 
@@ -110,6 +125,13 @@ def initial_age(headers: Headers, request_time: int, response_time: int) -> int:
     return max(apparent, corrected)
 
 
+def _dated(headers: Headers, response_time: int) -> list[tuple[bytes, bytes]]:
+    """A message without Date gets the time it arrived (RFC 9110 §6.6.1)."""
+    if get_first(headers, b"date") is not None:
+        return list(headers)
+    return [*headers, (b"date", http_date(response_time))]
+
+
 def make_entry(
     status: int,
     headers: Headers,
@@ -118,6 +140,7 @@ def make_entry(
     response_time: int,
     epoch: int,
 ) -> Entry:
+    headers = _dated(headers, response_time)
     cc = parse_cache_control(*get_all(headers, b"cache-control"))
     named = (token.strip().lower() for v in get_all(headers, b"vary") for token in v.split(b","))
     vary = tuple(sorted({name for name in named if name}))

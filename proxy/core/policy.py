@@ -70,12 +70,12 @@ def lookup(method: str, request: CacheControl, entry: Entry | None, now: int, ep
         return Lookup(Verdict.REVALIDATE, "request")
     if entry.no_cache:
         return Lookup(Verdict.REVALIDATE, "no-cache")
-    age, lifetime = entry.age(now), entry.freshness
+    age = entry.age(now)
     if request.max_age is not None and age > request.max_age * SECOND:
         return Lookup(Verdict.REVALIDATE, "request")
-    if request.min_fresh is not None:
-        lifetime -= request.min_fresh * SECOND
-    if age < lifetime:
+    if age < entry.freshness:
+        if request.min_fresh is not None and age + request.min_fresh * SECOND >= entry.freshness:
+            return Lookup(Verdict.REVALIDATE, "request")  # fresh, but not for long enough
         return Lookup(Verdict.HIT)
     staleness = age - entry.freshness
     if entry.must_revalidate:
@@ -91,9 +91,10 @@ def after_error(entry: Entry | None, now: int, operator_window: int) -> ErrorVer
     """Every upstream failed: may the stored entry be served stale?
 
     Allowed within the response's own stale-if-error or the operator's window (µs), but never
-    for responses that demand revalidation (must-revalidate, proxy-revalidate, s-maxage).
+    for responses that demand validation (must-revalidate, proxy-revalidate, s-maxage,
+    no-cache: RFC 9111 §4.2.4).
     """
-    if entry is None or entry.must_revalidate:
+    if entry is None or entry.must_revalidate or entry.no_cache:
         return ErrorVerdict.FAIL
     staleness = max(0, entry.age(now) - entry.freshness)
     window = max(entry.stale_if_error, operator_window)
@@ -114,7 +115,8 @@ def is_storable(
         return False
     if request.no_store or response.no_store or response.private:
         return False
-    if any(v.strip() == b"*" for v in get_all(response_headers, b"vary")):
+    varied = (name.strip() for v in get_all(response_headers, b"vary") for name in v.split(b","))
+    if b"*" in varied:  # `*` may stand anywhere in the list (RFC 9110 §12.5.5)
         return False
     shareable = response.public or response.s_maxage is not None or response.must_revalidate
     if authorized and not shareable:

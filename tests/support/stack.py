@@ -67,8 +67,9 @@ class Stack:
         redis: str | None = None,
         extra: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> Server:
-        port = free_port()
+        port = port or free_port()
         command = outpost_command("proxy", "--name", name, "--port", str(port))
         for upstream in upstreams:
             command += ["--upstream", upstream]

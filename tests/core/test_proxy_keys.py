@@ -1,0 +1,177 @@
+"""Cache keys: Outpost reads key on their canonical URL, anything else on its path and query
+as sent; `Vary` selects a variant, with Accept-Encoding reduced to gzip or identity."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.core.keys import primary_key, variant_key
+
+RESOLVE = "/v1/resolve/GT?lumi=3&run=5"
+AE = (b"accept-encoding",)
+
+
+def accept_encoding(*values: str) -> list[tuple[bytes, bytes]]:
+    return [(b"accept-encoding", v.encode()) for v in values]
+
+
+# --- primary keys ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/resolve/GT", "lumi=3&run=5"),
+        ("/v1/resolve/GT", "run=5&lumi=3"),
+        ("/v1/resolve/GT/", "run=5&lumi=3"),
+        ("/v1/resolve/GT", "run=05&lumi=%2B3"),
+    ],
+)
+def test_an_outpost_read_keys_on_its_canonical_url(path: str, query: str) -> None:
+    assert primary_key(path, query) == RESOLVE
+
+
+def test_two_spellings_of_one_read_share_one_key() -> None:
+    assert primary_key("/v1/tags/T/iovs", "until=10&since=02") == primary_key(
+        "/v1/tags/T/iovs/", "since=2&until=10"
+    )
+
+
+def test_defaults_are_left_out_of_the_key() -> None:
+    assert primary_key("/v1/resolve/GT", "run=5&lumi=1") == "/v1/resolve/GT?run=5"
+
+
+def test_a_trailing_slash_does_not_split_the_cache() -> None:
+    assert primary_key("/v1/globaltags/", "") == "/v1/globaltags"
+    assert primary_key("/v1/globaltags/GT/", "") == "/v1/globaltags/GT"
+
+
+def test_a_payload_hash_keys_in_lower_case() -> None:
+    assert primary_key("/v1/payloads/" + "AB" * 32, "") == "/v1/payloads/" + "ab" * 32
+
+
+def test_different_reads_get_different_keys() -> None:
+    assert primary_key("/v1/resolve/GT", "run=5") != primary_key("/v1/resolve/GT", "run=6")
+    assert primary_key("/v1/resolve/GT", "run=5") != primary_key("/v1/resolve/GT2", "run=5")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "key"),
+    [
+        ("/v1/resolve/GT", "run=abc", "/v1/resolve/GT?run=abc"),
+        ("/v1/resolve/GT", "run=5&run=6", "/v1/resolve/GT?run=5&run=6"),
+        ("/v1/resolve/GT", "", "/v1/resolve/GT"),  # run is required
+        ("/v1/tags/T/iovs", "since=9&until=3", "/v1/tags/T/iovs?since=9&until=3"),
+        ("/v1/nothing/here", "a=1", "/v1/nothing/here?a=1"),
+        ("/v1/payloads/xyz", "", "/v1/payloads/xyz"),
+        ("/v1/globaltags", "x", "/v1/globaltags?x"),
+    ],
+)
+def test_a_malformed_read_keeps_its_raw_path_and_query(path: str, query: str, key: str) -> None:
+    assert primary_key(path, query) == key
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "key"),
+    [
+        ("/metrics", "", "/metrics"),
+        ("/healthz", "verbose=1", "/healthz?verbose=1"),
+        ("/v1", "x=1", "/v1?x=1"),
+        ("/v2/resolve/GT", "run=05", "/v2/resolve/GT?run=05"),
+        ("/", "", "/"),
+    ],
+)
+def test_other_paths_keep_their_raw_path_and_query(path: str, query: str, key: str) -> None:
+    assert primary_key(path, query) == key
+
+
+# --- variant keys ------------------------------------------------------------------------
+
+
+def test_without_vary_the_variant_is_the_primary_key() -> None:
+    assert variant_key(RESOLVE, (), accept_encoding("gzip")) == RESOLVE
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "gzip",
+        "GZIP",
+        "gzip, deflate, br",
+        "br;q=1.0, gzip;q=0.8, *;q=0.1",
+        "x-gzip",
+        "*",
+        "deflate, *;q=0.5",
+        "identity;q=1, gzip;q=0.001",
+    ],
+)
+def test_accept_encodings_that_allow_gzip_share_the_gzip_variant(value: str) -> None:
+    assert variant_key(RESOLVE, AE, accept_encoding(value)) == variant_key(
+        RESOLVE, AE, accept_encoding("gzip")
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "identity",
+        "",
+        "br, deflate",
+        "gzip;q=0",
+        "gzip;q=0.000",
+        "gzip;q=0, *",
+        "*;q=0",
+        "gzip;q=junk",
+    ],
+)
+def test_accept_encodings_that_refuse_gzip_share_the_identity_variant(value: str) -> None:
+    assert variant_key(RESOLVE, AE, accept_encoding(value)) == variant_key(
+        RESOLVE, AE, accept_encoding("identity")
+    )
+
+
+def test_an_absent_accept_encoding_selects_the_identity_variant() -> None:
+    assert variant_key(RESOLVE, AE, []) == variant_key(RESOLVE, AE, accept_encoding("identity"))
+
+
+def test_the_gzip_and_identity_variants_are_distinct_from_each_other_and_the_primary() -> None:
+    gzip = variant_key(RESOLVE, AE, accept_encoding("gzip"))
+    identity = variant_key(RESOLVE, AE, accept_encoding("identity"))
+    assert len({gzip, identity, RESOLVE}) == 3
+
+
+def test_every_accept_encoding_line_counts() -> None:
+    assert variant_key(RESOLVE, AE, accept_encoding("br", "gzip")) == variant_key(
+        RESOLVE, AE, accept_encoding("gzip")
+    )
+
+
+def test_variants_of_different_primaries_differ() -> None:
+    other = "/v1/resolve/GT?run=6"
+    assert variant_key(RESOLVE, AE, []) != variant_key(other, AE, [])
+
+
+def test_other_vary_fields_select_by_value() -> None:
+    vary = (b"x-detector",)
+    pixel = variant_key(RESOLVE, vary, [(b"x-detector", b"pixel")])
+    strip = variant_key(RESOLVE, vary, [(b"x-detector", b"strip")])
+    assert pixel != strip
+    assert pixel == variant_key(RESOLVE, vary, [(b"x-detector", b"  pixel ")])
+    assert pixel != variant_key(RESOLVE, vary, [])
+
+
+def test_other_request_fields_do_not_change_the_variant() -> None:
+    vary = (b"x-detector",)
+    assert variant_key(RESOLVE, vary, [(b"x-detector", b"pixel")]) == variant_key(
+        RESOLVE, vary, [(b"x-detector", b"pixel"), (b"user-agent", b"curl")]
+    )
+
+
+def test_several_vary_fields_combine() -> None:
+    vary = (b"accept-encoding", b"x-detector")
+    keys = {
+        variant_key(RESOLVE, vary, [(b"accept-encoding", enc), (b"x-detector", det)])
+        for enc in (b"gzip", b"identity")
+        for det in (b"pixel", b"strip")
+    }
+    assert len(keys) == 4
