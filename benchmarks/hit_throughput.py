@@ -36,7 +36,8 @@ the load generator, not the server, was the limit.
 Usage::
 
     .venv/bin/python benchmarks/hit_throughput.py [--duration 10] [--connections 64]
-        [--proxy-workers 1] [--sizes 1KiB,100KiB,1MiB] [--warmup 2] [--no-pin] [--json]
+        [--proxy-workers 1] [--proxy-server granian|uvicorn] [--sizes 1KiB,100KiB,1MiB]
+        [--warmup 2] [--no-pin] [--json]
 
 Exit status: 0 when every measurement saw only 2xx/3xx answers, no socket errors and no
 request reaching the origin; 1 otherwise; 2 when the benchmark could not run (a server did not
@@ -523,6 +524,7 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
             proxy_command = [*outpost_command(), "proxy", "--name", "bench", "--host", HOST]
             proxy_command += ["--port", str(proxy_port), "--upstream", origin.base]
             proxy_command += ["--workers", str(args.proxy_workers), "--log-level", "warning"]
+            proxy_command += ["--server", args.proxy_server]
             if args.proxy_workers > 1:
                 proxy_command += ["--state-dir", str(root / "proxy-state")]
             pin_outpost = setup.pin_servers and args.proxy_workers == 1
@@ -681,6 +683,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--proxy-workers", type=int, default=1, help="outpost proxy worker processes"
     )
     parser.add_argument(
+        "--proxy-server",
+        choices=("granian", "uvicorn"),
+        default="granian",
+        help="HTTP server under outpost proxy (default granian, the faster)",
+    )
+    parser.add_argument(
         "--sizes", default=DEFAULT_SIZES, help=f"payload sizes (default {DEFAULT_SIZES})"
     )
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per run")
@@ -746,6 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "connections": args.connections,
         "wrk_threads": 1,
         "proxy_workers": args.proxy_workers,
+        "proxy_server": args.proxy_server,
         "cache_mb": CACHE_MB,
         "wrk_pinned_cpu": WRK_CPU if pin_wrk else None,
         "outpost_pinned_cpu": SERVER_CPU if pin_servers and args.proxy_workers == 1 else None,
@@ -767,7 +776,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"cache hits, GET /v1/payloads/{{sha256}}; wrk -t1 -c{args.connections} "
             f"-d{args.duration}s after {args.warmup}s warm-up (wrk: {wrk_pin}); "
-            f"outpost proxy {args.proxy_workers} worker(s) ({outpost_pin}); "
+            f"outpost proxy on {args.proxy_server}, {args.proxy_workers} worker(s) "
+            f"({outpost_pin}); "
             f"{config['squid']} ({squid_pin}); {os.cpu_count()} CPUs; "
             f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}"
         )

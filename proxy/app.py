@@ -22,12 +22,14 @@ from proxy.core.entry import Entry
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import end_to_end, with_via
 from proxy.core.keys import primary_key
+from proxy.core.serving import hit_headers, prepare
 from proxy.core.status import cache_status
 from proxy.core.validators import not_modified
 from proxy.engine import Engine, Outcome, Request
 from proxy.epoch import EpochState
 from proxy.metrics import ProxyMetrics
 from proxy.settings import ProxySettings
+from proxy.storage.base import Stored
 from proxy.storage.memory import MemoryStore
 from proxy.storage.redis import RedisStore
 from proxy.storage.tiered import TieredStore
@@ -89,8 +91,10 @@ class ProxyApp:
             clock=self.clock,
             retry_after=settings.redis_retry_seconds,
             on_l2_error=self.metrics.shared_store_errors.inc,
+            prepare=self._prepare,
         )
         self.l1 = self.store.l1
+        self.tally = self.metrics.answers
         self.upstreams = Upstreams(
             list(settings.upstreams),
             self.client,
@@ -119,6 +123,9 @@ class ProxyApp:
         self.admin = admin_routes(self)
         self._keys: dict[bytes, str] = {}
         self._exit: contextlib.AsyncExitStack | None = None
+
+    def _prepare(self, value: Stored) -> Stored:
+        return prepare(value, self.name) if isinstance(value, Entry) else value
 
     # --- ASGI ------------------------------------------------------------------------------
 
@@ -194,18 +201,22 @@ class ProxyApp:
         special = [(k, v) for k, v in headers if k in _SPECIAL]
         now = self.clock()
         if not special:  # the hot path: a plain GET of a fresh entry
-            stored = self.l1.peek(key)
+            entry = self.l1.peek(key)
+            epoch = self.epoch.value
             if (
-                type(stored) is Entry
-                and stored.epoch >= self.epoch.value
-                and not stored.no_cache
-                and stored.age(now) < stored.freshness
+                type(entry) is Entry
+                and entry.epoch >= epoch
+                and not entry.no_cache
+                and entry.age(now) < entry.freshness
             ):
-                await self._send_entry(send, scope["method"], stored, now, True, "hit")
-                self._count("hit", started, len(stored.body))
+                hit = hit_headers(entry, now, epoch)
+                body = b"" if scope["method"] == "HEAD" else entry.body
+                await send({"type": "http.response.start", "status": entry.status, "headers": hit})
+                await send({"type": "http.response.body", "body": body})
+                self.tally.count("hit", time.perf_counter() - started, len(body))
                 return
         if any(k in (b"authorization", b"cookie", b"range") for k, _ in special):
-            await self._forward_uncached(scope, send, headers, key)
+            await self._forward(scope, send, scope["method"], headers, None)
             return
         request = Request(
             method=scope["method"],
@@ -216,9 +227,9 @@ class ProxyApp:
             cache_control=_request_cache_control(special),
         )
         outcome, cached = await self.engine.resolve(request)
-        await self._serve(send, scope, request, outcome, cached, special, now)
-        result = "hit" if cached and outcome.fwd == "hit" else _result(outcome, cached)
-        self._count(result, started, len(outcome.entry.body) if outcome.entry else 0)
+        await self._serve(send, scope, request, outcome, cached, special)
+        size = len(outcome.entry.body) if outcome.entry is not None else 0
+        self.tally.count(_result(outcome, cached), time.perf_counter() - started, size)
 
     async def _serve(
         self,
@@ -228,30 +239,25 @@ class ProxyApp:
         outcome: Outcome,
         cached: bool,
         special: list[tuple[bytes, bytes]],
-        now: int,
     ) -> None:
-        status = self.engine.status_for(outcome, cached, self.clock())
+        now = self.clock()
+        status = self.engine.status_for(outcome, cached, now)
         entry = outcome.entry
         if entry is not None:
+            stale = outcome.error is not None or outcome.warning is not None
+            headers = self.engine.entry_headers(entry, now, status)
+            if stale:
+                headers.append(STALE_WARNING)
             inm = next((v for k, v in special if k == b"if-none-match"), None)
             ims = next((v for k, v in special if k == b"if-modified-since"), None)
             if (inm or ims) and not_modified(entry, inm, ims):
-                headers = self.engine.entry_headers(entry, self.clock(), status)
-                if outcome.error is not None or outcome.warning:
-                    headers.append(STALE_WARNING)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 304,
-                        "headers": _no_body_headers(headers),
-                    }
-                )
+                start = {"type": "http.response.start", "status": 304}
+                await send({**start, "headers": _no_body_headers(headers)})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            stale_error = outcome.error is not None or outcome.warning is not None
-            await self._send_entry(
-                send, request.method, entry, self.clock(), cached, status, stale_error
-            )
+            body = b"" if request.method == "HEAD" else entry.body
+            await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
         if outcome.too_large:  # not held by the cache: each request streams its own copy
             await self._forward(scope, send, "GET", request.headers, None)
@@ -259,28 +265,7 @@ class ProxyApp:
         if outcome.response is not None:
             await self._send_upstream(send, request, outcome, status)
             return
-        error = outcome.error or OutpostError("no answer")
-        await self._send_error(send, error, status)
-
-    async def _send_entry(
-        self,
-        send: Send,
-        method: str,
-        entry: Entry,
-        now: int,
-        cached: bool,
-        status: bytes | str,
-        stale_error: bool = False,
-    ) -> None:
-        if isinstance(status, str):
-            status = cache_status(self.name, hit=True, ttl=entry.ttl(now))
-        headers = self.engine.entry_headers(entry, now, status)
-        if stale_error:
-            headers.append(STALE_WARNING)
-        headers.append((b"content-length", str(len(entry.body)).encode()))
-        body = b"" if method == "HEAD" else entry.body
-        await send({"type": "http.response.start", "status": entry.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._send_error(send, outcome.error or OutpostError("no answer"), status)
 
     async def _send_upstream(
         self, send: Send, request: Request, outcome: Outcome, status: bytes
@@ -322,18 +307,7 @@ class ProxyApp:
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    def _count(self, result: str, started: float, size: int) -> None:
-        self.metrics.requests.labels(result).inc()
-        self.metrics.latency.labels(result).observe(time.perf_counter() - started)
-        self.metrics.client_bytes.inc(size)
-
     # --- uncached traffic ------------------------------------------------------------------
-
-    async def _forward_uncached(
-        self, scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], key: str
-    ) -> None:
-        """Requests a shared cache must not answer from its store (credentials, ranges)."""
-        await self._forward(scope, send, scope["method"], headers, None)
 
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Unsafe methods go upstream untouched; on success, the URL's entries are invalidated."""
@@ -371,7 +345,6 @@ class ProxyApp:
         self.epoch.adopt(response.epoch)
         request = Request(method, _raw_target(scope), scope["path"], "", headers, _NO_CACHE)
         await self._send_upstream(send, request, Outcome(response=response, fwd="bypass"), status)
-        self.metrics.requests.labels("pass").inc()
         return response.status
 
 

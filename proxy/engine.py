@@ -28,6 +28,7 @@ from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import end_to_end, get_all, get_first, with_via
 from proxy.core.keys import variant_key
 from proxy.core.policy import ErrorVerdict, Verdict, after_error, is_storable, lookup
+from proxy.core.serving import prepare
 from proxy.core.status import cache_status, chain
 from proxy.epoch import EpochState
 from proxy.metrics import ProxyMetrics
@@ -267,20 +268,16 @@ class Engine:
     # --- responses -------------------------------------------------------------------------
 
     def entry_headers(self, entry: Entry, now: int, status: bytes) -> list[tuple[bytes, bytes]]:
-        """Headers to send for a stored entry: its own, plus Age, our Via, Cache-Status, epoch."""
-        upstream_status = b", ".join(get_all(entry.headers, b"cache-status")) or None
-        headers = [
-            (k, v)
-            for k, v in entry.headers
-            if k not in (b"cache-status", b"content-length", b"via", EPOCH_HEADER)
+        """Headers for a stored entry: its own, Via, Content-Length, Age, Cache-Status, epoch."""
+        if entry.serving is None:
+            entry = prepare(entry, self.name)
+        assert entry.serving is not None
+        return [
+            *entry.serving.prefix,
+            (b"age", b"%d" % (entry.age(now) // SECOND)),
+            (b"cache-status", chain(entry.serving.upstream_status, status)),
+            (EPOCH_HEADER, b"%d" % self.epoch.value),
         ]
-        headers.append(
-            (b"via", b", ".join([*get_all(entry.headers, b"via"), f"1.1 {self.name}".encode()]))
-        )
-        headers.append((b"age", str(entry.age(now) // SECOND).encode()))
-        headers.append((b"cache-status", chain(upstream_status, status)))
-        headers.append((EPOCH_HEADER, str(self.epoch.value).encode()))
-        return headers
 
     def status_for(self, outcome: Outcome, cached: bool, now: int) -> bytes:
         entry = outcome.entry

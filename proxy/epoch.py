@@ -7,9 +7,12 @@ request, before the flush is acknowledged, and reading it costs one memory acces
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from proxy.core.epochs import adopt
@@ -22,6 +25,7 @@ _INT = struct.Struct("<q")
 class EpochState:
     def __init__(self, path: Path | None = None, initial: int = 0) -> None:
         self._value = initial
+        self._path = path
         self._map: mmap.mmap | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,13 +44,28 @@ class EpochState:
         return self._value
 
     def raise_to(self, epoch: int) -> int:
-        """Set the epoch to `epoch` if that is newer; returns the epoch now in force."""
-        current = adopt(self.value, epoch)
-        if self._map is not None:
+        """Set the epoch to `epoch` if that is newer; returns the epoch now in force.
+
+        Across workers the read-compare-write holds an exclusive lock on the file, so two
+        workers raising at once can never move the epoch backwards.
+        """
+        if self._map is None:
+            self._value = adopt(self._value, epoch)
+            return self._value
+        with self._locked():
+            current = adopt(self.value, epoch)
             _INT.pack_into(self._map, 0, current)
-        else:
-            self._value = current
-        return current
+            return current
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        assert self._path is not None
+        with open(self._path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def adopt(self, seen: int | None) -> None:
         if seen is not None and seen > self.value:

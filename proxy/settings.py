@@ -13,7 +13,9 @@ from pathlib import Path
 
 from outpost.config import SettingsError
 
-__all__ = ["ProxySettings", "with_run_control_token"]
+__all__ = ["SERVERS", "ProxySettings", "with_run_control_token"]
+
+SERVERS = ("uvicorn", "granian")  # granian: a Rust HTTP server for the same ASGI app, faster
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class ProxySettings:
     child_expiry_seconds: float = 600.0
     run_control_token: str | None = None
     workers: int = 1
+    server: str = "uvicorn"
     state_dir: Path | None = None
     max_request_body_bytes: int = 64 * 1024 * 1024 + 65_536
 
@@ -52,6 +55,8 @@ class ProxySettings:
                 raise SettingsError(f"proxy: {url!r} is not an http:// or https:// URL")
         if not 0 < self.port < 65536:
             raise SettingsError(f"proxy.port={self.port}: expected 1..65535")
+        if self.server not in SERVERS:
+            raise SettingsError(f"proxy.server={self.server!r}: expected one of {SERVERS}")
         if self.workers > 1 and self.state_dir is None:
             raise SettingsError("proxy.workers > 1 needs proxy.state_dir (shared epoch, children)")
         for name in ("cache_size", "max_object_bytes", "flush_concurrency", "heartbeat_seconds"):

@@ -45,6 +45,7 @@ def add_parser(commands: Any) -> None:
     proxy.add_argument("--cache-size", help="memory cache size, e.g. 512MiB")
     proxy.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     proxy.add_argument("--state-dir", type=Path, help="shared state of the worker processes")
+    proxy.add_argument("--server", choices=("uvicorn", "granian"), help="HTTP server (uvicorn)")
     proxy.add_argument("--log-level", default="warning", help="uvicorn log level")
     proxy.set_defaults(handler=_proxy)
 
@@ -81,12 +82,16 @@ def _proxy(args: argparse.Namespace) -> int:
         "cache_size": args.cache_size,
         "workers": args.workers,
         "state_dir": args.state_dir,
+        "server": args.server,
     }
     settings = with_run_control_token(
         load_settings(ProxySettings, "proxy", config_file=args.config, overrides=overrides)
     )
     upstreams = ", ".join(settings.upstreams)
     print(f"outpost proxy {settings.name} on http://{settings.host}:{settings.port} -> {upstreams}")
+    if settings.server == "granian":
+        _export(settings, "PROXY")
+        return _serve_granian("proxy.main:app_from_environment", settings, args.log_level)
     if settings.workers == 1:
         from proxy.app import create_app
 
@@ -119,5 +124,26 @@ def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True)
         timeout_graceful_shutdown=5,
         server_header=own_headers,
         date_header=own_headers,
+        proxy_headers=own_headers,  # a proxy does not rewrite client addresses from headers
     )
+    return 0
+
+
+def _serve_granian(factory: str, settings: Any, log_level: str) -> int:
+    """Run on granian (Rust HTTP/1.1 server, same ASGI app); workers rebuild from the env."""
+    from granian import Granian
+
+    levels = {"debug", "info", "warning", "error", "critical"}
+    Granian(
+        factory,
+        address=settings.host,
+        port=settings.port,
+        interface="asgi",  # type: ignore[arg-type]
+        workers=settings.workers,
+        factory=True,
+        websockets=False,
+        backlog=2048,
+        log_level=log_level if log_level in levels else "warning",  # type: ignore[arg-type]
+        log_access=log_level == "debug",
+    ).serve()
     return 0

@@ -6,7 +6,7 @@ Times are microseconds since the epoch. `initial_age` is the corrected initial a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from email.utils import formatdate, parsedate_to_datetime
 
@@ -15,6 +15,7 @@ from proxy.core.headers import Headers, get_all, get_first
 
 __all__ = [
     "Entry",
+    "Serving",
     "freshness_lifetime",
     "http_date",
     "initial_age",
@@ -28,6 +29,18 @@ HEURISTIC_FRACTION = 0.1  # of the time since Last-Modified (RFC 9111 §4.2.2)
 HEURISTIC_CAP = 86_400 * SECOND
 # Recomputed on every use (Age), or true only of the response that carried it (Warning).
 _NOT_STORED = frozenset({b"age", b"warning"})
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What a proxy sends for an entry, prepared once (see `proxy.core.serving.prepare`)."""
+
+    prefix: tuple[tuple[bytes, bytes], ...]  # stored headers + Via + Content-Length
+    upstream_status: bytes | None  # the Cache-Status chain the entry arrived with
+    hit_status: bytes  # "<chain>, NAME; hit; ttl=": the ttl is appended per hit
+    # The last hit's headers, keyed by (age in seconds, epoch): hits within the same second
+    # send the same headers, so they are built once a second, not once a request.
+    memo: list[object] = field(default_factory=lambda: [None, None, None])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,7 @@ class Entry:
     must_revalidate: bool
     stale_while_revalidate: int  # µs
     stale_if_error: int  # µs, from the response's own directive
+    serving: Serving | None = None  # set when the proxy keeps it in memory
 
     @property
     def size(self) -> int:

@@ -25,8 +25,10 @@ class TieredStore:
         clock: Callable[[], int],
         retry_after: float = 5.0,
         on_l2_error: Callable[[], None] = lambda: None,
+        prepare: Callable[[Stored], Stored] = lambda value: value,
     ) -> None:
         self.l1 = l1
+        self._prepare = prepare  # e.g. precompute what a hit sends, once per entry
         self.l2 = l2
         self._clock = clock
         self._retry_after = int(retry_after * 1_000_000)
@@ -53,11 +55,12 @@ class TieredStore:
             self._failed(exc)
             return None
         if value is not None:
+            value = self._prepare(value)
             self.l1.store(key, value)
         return value
 
     async def put(self, key: str, value: Stored, keep_for: int) -> None:
-        self.l1.store(key, value)
+        self.l1.store(key, self._prepare(value))
         if self.l2 is not None and self.l2_up:
             try:
                 await self.l2.put(key, value, keep_for)
