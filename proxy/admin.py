@@ -138,6 +138,7 @@ def admin_routes(app: ProxyApp) -> Router:
                 "run": run,
                 "epoch": epoch,
                 "acked": 1 + result.acked,
+                "caches": [app.name, *result.caches],
                 "failed": result.failed,
             }
         )
@@ -154,6 +155,7 @@ def admin_routes(app: ProxyApp) -> Router:
                 "warmed": warmed,
                 "failed_urls": failed_urls,
                 "acked": 1 + result.acked,
+                "caches": [app.name, *result.caches],
                 "failed": result.failed,
             }
         )

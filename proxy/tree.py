@@ -82,8 +82,8 @@ class Registry:
 @dataclass
 class FanOutResult:
     acked: int = 0
+    caches: list[str] = field(default_factory=list)  # names of the caches that acknowledged
     failed: list[dict[str, str]] = field(default_factory=list)
-    details: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -132,15 +132,17 @@ class FanOut:
             try:
                 answer = response.json()
                 acked = int(answer.get("acked", 1))
+                caches = [str(name) for name in answer.get("caches", [child.name])]
                 failed = list(answer.get("failed", []))
             except (ValueError, TypeError, AttributeError):
                 result.failed.append(_failure(child, "answer is not the expected JSON"))
                 return
             result.acked += acked
+            result.caches.extend(caches)
             result.failed.extend(failed)
-            result.details.append({"name": child.name, **answer})
 
         await asyncio.gather(*(one(child) for child in children))
+        result.caches.sort()
         result.failed.sort(key=lambda f: str(f.get("name", "")))
         return result
 

@@ -1,63 +1,255 @@
-"""`outpost flush`: flush the cache tree below a proxy before a run, and say who acknowledged.
+"""Run control and operator commands: flush, warm, status, get.
 
-Exit status 0 only if every cache in the tree acknowledged; the failed ones are listed.
+    outpost flush  --run R --proxy URL     flush the tree below URL; exit 0 only if all acked
+    outpost warm   --globaltag GT --run R --proxy URL   prefetch a run into the tree
+    outpost status --proxy URL             the tree below URL: name, epoch, hit ratio, cache
+    outpost get    URL                     what a node would receive (status, Cache-Status, body)
+
+Every command takes `--json` for scripts; the token comes from `--token` or
+`$OUTPOST_RUN_CONTROL_TOKEN`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
 import os
 import sys
 from typing import Any
 
 import httpx
 import orjson
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from rich.tree import Tree
 
-__all__ = ["add_parser", "flush"]
+from outpost.urls import Resolve
+
+__all__ = ["add_parser", "flush", "tree_status", "warm"]
+
+WARM_BATCH = 8
+
+
+def _common(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+    parser.add_argument("--proxy", required=True, help="URL of the top proxy of the tree")
+    if token:
+        parser.add_argument("--token", help="run-control token ($OUTPOST_RUN_CONTROL_TOKEN)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def add_parser(commands: Any) -> None:
     flush_parser = commands.add_parser("flush", help="flush the cache tree below a proxy")
     flush_parser.add_argument("--run", type=int, required=True, help="the coming run number")
-    flush_parser.add_argument("--proxy", required=True, help="URL of the top proxy of the tree")
-    flush_parser.add_argument("--token", help="run-control token ($OUTPOST_RUN_CONTROL_TOKEN)")
-    flush_parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
-    flush_parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _common(flush_parser)
     flush_parser.set_defaults(handler=_flush)
 
+    warm_parser = commands.add_parser("warm", help="prefetch a run into the cache tree")
+    warm_parser.add_argument("--globaltag", required=True, help="global tag of the run")
+    warm_parser.add_argument("--run", type=int, required=True, help="the coming run number")
+    _common(warm_parser)
+    warm_parser.set_defaults(handler=_warm)
 
-def flush(proxy: str, run: int, token: str | None, timeout: float = 60.0) -> dict[str, Any]:
-    """POST the flush; the proxy's JSON answer, or an error document naming the problem."""
+    status_parser = commands.add_parser("status", help="show the cache tree below a proxy")
+    _common(status_parser, token=False)
+    status_parser.set_defaults(handler=_status)
+
+    get_parser = commands.add_parser("get", help="GET a URL as a farm node would")
+    get_parser.add_argument("url", help="full URL, e.g. http://node:8081/v1/resolve/GT?run=1")
+    get_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    get_parser.set_defaults(handler=_get)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    return getattr(args, "token", None) or os.environ.get("OUTPOST_RUN_CONTROL_TOKEN")
+
+
+def _post(
+    proxy: str, path: str, body: dict[str, Any], token: str | None, timeout: float
+) -> dict[str, Any]:
+    """POST to a proxy's admin API; its JSON answer, or `{"error": …}` saying what went wrong."""
     headers = {"authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.post(
-            proxy.rstrip("/") + "/_outpost/flush",
-            json={"run": run},
-            headers=headers,
-            timeout=timeout,
-        )
+        response = httpx.post(proxy.rstrip("/") + path, json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        return {"error": f"{proxy}: {type(exc).__name__}: {exc}", "acked": 0, "failed": []}
+        return {"error": f"{proxy}: {type(exc).__name__}: {exc}"}
     try:
         answer: dict[str, Any] = response.json()
     except ValueError:
-        answer = {"error": f"{proxy} answered {response.status_code} without JSON"}
+        return {"error": f"{proxy} answered {response.status_code} without JSON"}
     if response.status_code != 200:
-        return {"error": answer.get("detail") or answer.get("error"), "acked": 0, "failed": []}
+        return {"error": f"{response.status_code}: {answer.get('detail') or answer.get('error')}"}
     return answer
 
 
+def flush(proxy: str, run: int, token: str | None, timeout: float = 60.0) -> dict[str, Any]:
+    """Flush the tree below `proxy` before `run`."""
+    return _post(proxy, "/_outpost/flush", {"run": run}, token, timeout)
+
+
 def _flush(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get("OUTPOST_RUN_CONTROL_TOKEN")
-    answer = flush(args.proxy, args.run, token, args.timeout)
+    answer = flush(args.proxy, args.run, _token(args), args.timeout)
+    failed = "error" in answer or bool(answer["failed"])
     if args.json:
         print(orjson.dumps(answer).decode())
-    elif "error" in answer:
-        print(f"flush failed: {answer['error']}", file=sys.stderr)
+        return 1 if failed else 0
+    console = Console()
+    if "error" in answer:
+        console.print(f"[red]flush failed:[/red] {answer['error']}")
+        return 1
+    table = Table(title=f"flush before run {answer['run']} (epoch {answer['epoch']})")
+    table.add_column("cache")
+    table.add_column("acknowledged")
+    table.add_column("error")
+    for name in answer["caches"]:
+        table.add_row(name, "[green]yes[/green]", "")
+    for failure in answer["failed"]:
+        table.add_row(failure["name"], "[red]no[/red]", f"{failure['url']}: {failure['error']}")
+    console.print(table)
+    console.print(f"{answer['acked']} acknowledged, {len(answer['failed'])} did not")
+    return 1 if failed else 0
+
+
+def warm(
+    proxy: str,
+    globaltag: str,
+    run: int,
+    token: str | None,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Prefetch a run's resolve answer and payloads into the tree, a batch of URLs at a time."""
+    resolve = Resolve(globaltag, run).url()
+    try:
+        answer = httpx.get(proxy.rstrip("/") + resolve, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return {"error": f"{proxy}: {type(exc).__name__}: {exc}"}
+    if answer.status_code != 200:
+        return {"error": f"{resolve}: {answer.status_code} {answer.text[:300]}"}
+    payloads = sorted({r["payload"] for r in answer.json()["records"] if r["payload"]})
+    urls = [resolve, *(f"/v1/payloads/{digest}" for digest in payloads)]
+    total: dict[str, Any] = {
+        "urls": len(urls),
+        "warmed": 0,
+        "failed_urls": [],
+        "failed": [],
+        "acked": 0,
+    }
+    task = progress.add_task("warming", total=len(urls)) if progress else None
+    for start in range(0, len(urls), WARM_BATCH):
+        batch = urls[start : start + WARM_BATCH]
+        result = _post(proxy, "/_outpost/warm", {"urls": batch}, token, timeout)
+        if "error" in result:
+            return {**total, "error": result["error"]}
+        total["warmed"] += result["warmed"]
+        total["failed_urls"] += result["failed_urls"]
+        total["acked"] = max(total["acked"], result["acked"])
+        total["failed"] = result["failed"]  # the tree as of the last batch
+        if progress is not None and task is not None:
+            progress.advance(task, len(batch))
+    return total
+
+
+def _warm(args: argparse.Namespace) -> int:
+    if args.json:
+        answer = warm(args.proxy, args.globaltag, args.run, _token(args), args.timeout)
+        print(orjson.dumps(answer).decode())
     else:
-        print(
-            f"run {answer['run']}: epoch {answer['epoch']}, {answer['acked']} caches acknowledged"
+        with Progress(transient=True) as progress:
+            answer = warm(
+                args.proxy, args.globaltag, args.run, _token(args), args.timeout, progress
+            )
+        console = Console()
+        if "error" in answer:
+            console.print(f"[red]warm failed:[/red] {answer['error']}")
+            return 1
+        console.print(
+            f"warmed {answer['warmed']}/{answer['urls']} URLs in {answer['acked']} caches; "
+            f"{len(answer['failed'])} caches did not acknowledge"
         )
         for failure in answer["failed"]:
-            print(f"  not acknowledged: {failure['name']} {failure['url']}: {failure['error']}")
-    return 0 if "error" not in answer and not answer["failed"] else 1
+            console.print(f"  [red]{failure['name']}[/red] {failure['url']}: {failure['error']}")
+    ok = "error" not in answer and not answer["failed"] and not answer["failed_urls"]
+    return 0 if ok else 1
+
+
+async def _status_of(client: httpx.AsyncClient, url: str, depth: int) -> dict[str, Any]:
+    try:
+        status: dict[str, Any] = (await client.get(url.rstrip("/") + "/_outpost/status")).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"url": url, "error": f"{type(exc).__name__}: {exc}"}
+    if depth > 0:
+        status["subtree"] = await asyncio.gather(
+            *(_status_of(client, child["url"], depth - 1) for child in status.get("children", []))
+        )
+    return status
+
+
+def tree_status(proxy: str, timeout: float = 10.0, depth: int = 4) -> dict[str, Any]:
+    """The status of `proxy` and, recursively, of every child registered below it."""
+
+    async def collect() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            return await _status_of(client, proxy, depth)
+
+    return asyncio.run(collect())
+
+
+def _describe(status: dict[str, Any]) -> str:
+    if "error" in status:
+        return f"[red]{status['url']} unreachable[/red]: {status['error']}"
+    cache = status["cache"]
+    down = [u for u, h in status["upstreams"].items() if not h["up"]]
+    health = (
+        "[green]ok[/green]" if not down else f"[yellow]upstream down: {', '.join(down)}[/yellow]"
+    )
+    return (
+        f"[bold]{status['name']}[/bold] {status['url']}  epoch {status['epoch']}  "
+        f"hit ratio {status['hit_ratio']:.0%}  cache {cache['entries']} entries, "
+        f"{cache['bytes'] / 2**20:.1f} MiB  {health}"
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = tree_status(args.proxy, args.timeout)
+    if args.json:
+        print(orjson.dumps(status).decode())
+        return 1 if "error" in status else 0
+
+    def add(node: Tree, entry: dict[str, Any]) -> None:
+        for child in entry.get("subtree", []):
+            add(node.add(_describe(child)), child)
+
+    root = Tree(_describe(status))
+    add(root, status)
+    Console().print(root)
+    return 1 if "error" in status else 0
+
+
+def _get(args: argparse.Namespace) -> int:
+    try:
+        response = httpx.get(args.url, timeout=60)
+    except httpx.HTTPError as exc:
+        print(f"outpost get: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    summary: dict[str, Any] = {
+        "status": response.status_code,
+        "cache_status": response.headers.get("cache-status"),
+        "age": response.headers.get("age"),
+        "etag": response.headers.get("etag"),
+        "size": len(response.content),
+        "sha256": hashlib.sha256(response.content).hexdigest(),
+    }
+    if response.headers.get("content-type", "").startswith("application/json"):
+        summary["body"] = response.json()
+    if args.json:
+        print(orjson.dumps(summary).decode())
+    else:
+        console = Console()
+        for key in ("status", "cache_status", "age", "etag", "size", "sha256"):
+            console.print(f"[bold]{key}[/bold]: {summary[key]}")
+        if "body" in summary:
+            console.print_json(orjson.dumps(summary["body"]).decode())
+    return 0 if response.status_code < 400 else 1

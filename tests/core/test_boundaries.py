@@ -18,6 +18,17 @@ PURE: dict[str, set[str]] = {
     "origin/query": {"outpost", "origin", "sqlalchemy", "orjson"},
     "outpost/coding.py": set(),
     "proxy/core": {"outpost", "proxy"},
+    "outpost/client/endpoints.py": {"outpost"},
+    "outpost/client/walk.py": {"outpost", "orjson"},
+    "outpost/client/answers.py": {"outpost", "orjson"},
+    "outpost/client/errors.py": {"outpost"},
+}
+# Within `outpost.client`, the pure modules may import only each other.
+PURE_CLIENT = {
+    "outpost.client.endpoints",
+    "outpost.client.walk",
+    "outpost.client.answers",
+    "outpost.client.errors",
 }
 # Within `origin`, the pure core may import only the schema (metadata, no engine).
 ALLOWED_ORIGIN_MODULES = {"origin.schema", "origin.query"}
@@ -69,6 +80,8 @@ def test_pure_modules_import_no_io(path: Path) -> None:
             assert any(name.startswith(m) for m in ALLOWED_ORIGIN_MODULES), f"{path}: {name}"
         if top == "proxy":
             assert name.startswith("proxy.core"), f"{path}: imports {name}"
+        if name.startswith("outpost.client"):
+            assert name in PURE_CLIENT, f"{path}: imports the driver module {name}"
         if top in allowed or _is_stdlib(top):
             continue
         pytest.fail(f"{path} imports {name}; allowed: standard library and {sorted(allowed)}")

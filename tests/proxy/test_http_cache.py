@@ -265,7 +265,14 @@ def test_every_answer_carries_the_epoch_and_a_flush_raises_it(
     flushed = proxy.post(
         "/_outpost/flush", json={"run": 9}, headers={"authorization": f"Bearer {TOKEN}"}
     )
-    assert flushed.json() == {"name": "edge", "run": 9, "epoch": 1, "acked": 1, "failed": []}
+    assert flushed.json() == {
+        "name": "edge",
+        "run": 9,
+        "epoch": 1,
+        "acked": 1,
+        "caches": ["edge"],
+        "failed": [],
+    }
     again = proxy.get("/a")
     assert again.headers["outpost-epoch"] == "1"
     assert "detail=epoch" in again.headers["cache-status"]

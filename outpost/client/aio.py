@@ -1,0 +1,132 @@
+"""The asyncio farm-node client: `AsyncClient(servers=[...], proxies=[...])`.
+
+The same decisions as the blocking `Client` (they live in `walk` and `answers`); this driver
+awaits the GETs and the back-off, and `fetch_run` runs `settings.concurrency` payload workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time as _time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from outpost.client.answers import (
+    Resolution,
+    RunConditions,
+    decode_resolution,
+    payload_query,
+    resolve_query,
+    verify_payload,
+)
+from outpost.client.base import ClientBase, Endpoints, http_options, transport_failure
+from outpost.client.settings import ClientSettings
+from outpost.client.walk import Wait
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """Resolve global tags and fetch payloads through proxies, then servers, with failover."""
+
+    def __init__(
+        self,
+        servers: Endpoints = (),
+        proxies: Endpoints = (),
+        *,
+        settings: ClientSettings | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = _time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(servers, proxies, settings=settings, clock=clock, rng=rng)
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(transport=transport, **http_options(self.settings))
+
+    async def resolve(
+        self,
+        globaltag: str,
+        run: int,
+        lumi: int | None = None,
+        *,
+        time: int | None = None,
+        snapshot: int | None = None,
+    ) -> Resolution:
+        """Every record of `globaltag` for (`run`, `lumi`; default the first lumi section)."""
+        query = resolve_query(globaltag, run, lumi, time=time, snapshot=snapshot)
+        return await self._get(query.url(), lambda body: decode_resolution(body, query))
+
+    async def payload(self, digest: str) -> bytes:
+        """The bytes whose SHA-256 is `digest`, verified."""
+        query = payload_query(digest)
+        return await self._get(query.url(), lambda body: verify_payload(query.hash, body))
+
+    async def fetch_run(
+        self,
+        globaltag: str,
+        run: int,
+        lumi: int | None = None,
+        *,
+        time: int | None = None,
+        snapshot: int | None = None,
+    ) -> RunConditions:
+        """`resolve`, then every payload it names, `settings.concurrency` at a time."""
+        resolution = await self.resolve(globaltag, run, lumi, time=time, snapshot=snapshot)
+        digests = iter(resolution.payloads)
+        fetched: dict[str, bytes] = {}
+
+        async def worker() -> None:
+            for digest in digests:  # one shared iterator: each digest goes to one worker
+                fetched[digest] = await self.payload(digest)
+
+        workers = min(self.settings.concurrency, len(resolution.payloads))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failures:  # the first failure, as `payload` raised it
+            raise failures.exceptions[0] from None
+        return RunConditions(resolution, {d: fetched[d] for d in resolution.payloads})
+
+    async def _get(self, path: str, decode: Callable[[bytes], T]) -> T:
+        walk = self.failover.walk(path)
+        while True:
+            step = walk.next(self.clock())
+            if isinstance(step, Wait):
+                await self._sleep(step.seconds)
+                continue
+            try:
+                response = await self._http.get(step.endpoint.url + path)
+            except httpx.RequestError as exc:
+                walk.failed(step.endpoint, *transport_failure(exc), self.clock())
+                continue
+            value = walk.answered(
+                step.endpoint, response.status_code, response.content, decode, self.clock()
+            )
+            if value is not None:
+                return value
+
+    @property
+    def closed(self) -> bool:
+        return self._http.is_closed
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

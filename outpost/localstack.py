@@ -1,0 +1,202 @@
+"""The whole hierarchy on one machine: an origin, a site proxy and N node proxies on loopback.
+
+Each tier is the real `outpost` command in its own process group (what an operator runs), on a
+free port; `LocalStack` waits until every one answers and stops them all (SIGTERM, then SIGKILL)
+when it is closed. `outpost up`, `outpost demo` and the load tests are built on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["LocalStack", "Tier", "free_port"]
+
+DEFAULT_DB_NAME = "outpost.sqlite"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Tier:
+    name: str
+    role: str  # origin | site | node
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"name": self.name, "role": self.role, "url": self.url, "pid": self.process.pid}
+
+
+@dataclass
+class LocalStack:
+    """Start with `start()` (or use as a context manager); `tiers` in start order."""
+
+    nodes: int = 4
+    db: str | None = None
+    redis: str | None = None
+    server: str = "uvicorn"
+    token: str = field(
+        default_factory=lambda: (
+            os.environ.get("OUTPOST_RUN_CONTROL_TOKEN") or secrets.token_urlsafe(24)
+        )
+    )
+    state: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="outpost-up-")))
+    startup_timeout: float = 60.0
+    tiers: list[Tier] = field(default_factory=list)
+
+    @property
+    def origin(self) -> Tier:
+        return self.tiers[0]
+
+    @property
+    def site(self) -> Tier:
+        return self.tiers[1]
+
+    @property
+    def node_proxies(self) -> list[Tier]:
+        return [t for t in self.tiers if t.role == "node"]
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        db = self.db or f"sqlite:///{Path.cwd() / DEFAULT_DB_NAME}"
+        origin_args = ["origin", "--db", db, "--log-level", "warning"]
+        if db.startswith("sqlite"):
+            origin_args.append("--sample")  # the sample data set on first start
+        origin = self._spawn("origin", "origin", origin_args)
+        self._wait(origin)
+        site_args = ["proxy", "--name", "site", "--upstream", origin.url, "--server", self.server]
+        if self.redis:
+            site_args += ["--redis", self.redis]
+        site = self._spawn("site", "site", site_args)
+        self._wait(site)
+        for index in range(1, self.nodes + 1):
+            name = f"node-{index}"
+            node_args = [
+                "proxy",
+                "--name",
+                name,
+                "--upstream",
+                site.url,
+                "--upstream",
+                origin.url,
+                "--parent",
+                site.url,
+                "--server",
+                self.server,
+            ]
+            self._spawn(name, "node", node_args)
+        for node in self.node_proxies:
+            self._wait(node)
+        self._wait_for_children()
+
+    def _spawn(self, name: str, role: str, args: list[str]) -> Tier:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = self.state / f"{name}.log"
+        env = {**os.environ, "OUTPOST_RUN_CONTROL_TOKEN": self.token}
+        command = [
+            sys.executable,
+            "-m",
+            "outpost",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        tier = Tier(name, role, url, process, log)
+        self.tiers.append(tier)
+        return tier
+
+    def _wait(self, tier: Tier) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if tier.process.poll() is not None:
+                tail = tier.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{tier.name} exited with {tier.process.returncode}:\n{tail}")
+            try:
+                if httpx.get(f"{tier.url}/_outpost/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{tier.name} did not answer at {tier.url} in {self.startup_timeout} s")
+
+    def _wait_for_children(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{self.site.url}/_outpost/status", timeout=5).json()
+            if len(status["children"]) >= self.nodes:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("node proxies did not register with the site proxy")
+
+    def stop(self) -> None:
+        for tier in reversed(self.tiers):
+            _signal(tier.process, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for tier in reversed(self.tiers):
+            try:
+                tier.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal(tier.process, signal.SIGKILL)
+                tier.process.wait()
+        self.tiers.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin.url,
+            "proxies": [t.as_dict() for t in self.tiers if t.role != "origin"],
+        }
+
+    def environment(self, node: int = 0) -> dict[str, str]:
+        """What a farm node behind node proxy `node` would set."""
+        proxies = (
+            [self.node_proxies[node].url, self.site.url] if self.node_proxies else [self.site.url]
+        )
+        return {
+            "OUTPOST_PROXIES": ",".join(proxies),
+            "OUTPOST_SERVERS": self.origin.url,
+            "OUTPOST_RUN_CONTROL_TOKEN": self.token,
+        }
+
+
+def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
