@@ -118,6 +118,11 @@ def admin_routes(app: ProxyApp) -> Router:
             )
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadRequest("register needs the child's `url`", accepted="http://host:port")
+        if name == app.name or url.rstrip("/") == settings.url.rstrip("/"):
+            raise BadRequest(
+                f"{name} at {url} is this proxy itself: a child needs its own name and URL",
+                accepted="--name and --advertise-url of the child",
+            )
         app.registry.register(name, url)
         return _json({"name": app.name, "epoch": app.epoch.value})
 
@@ -130,8 +135,15 @@ def admin_routes(app: ProxyApp) -> Router:
         requested = document.get("epoch")
         if requested is not None and (not isinstance(requested, int) or requested < 0):
             raise BadRequest("epoch must be a non-negative integer")
+        path = document.get("path", [])
+        if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+            raise BadRequest("path must be the list of proxies the flush came through")
+        if app.name in path:  # a loop in the tree: this proxy has this flush already
+            return _json({"name": app.name, "run": run, "acked": 0, "caches": [], "failed": []})
         epoch = app.epoch.raise_to(next_epoch(app.epoch.value, requested))
-        result = await app.fan_out.send(children(), "/_outpost/flush", {"run": run, "epoch": epoch})
+        await app.share_epoch(epoch)
+        forwarded = {"run": run, "epoch": epoch, "path": [*path, app.name]}
+        result = await app.fan_out.send(children(), "/_outpost/flush", forwarded)
         return _json(
             {
                 "name": app.name,

@@ -155,7 +155,14 @@ class ProxyApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def share_epoch(self, epoch: int) -> None:
+        """Record a flush's epoch in the shared tier, so every proxy of the site sees it."""
+        if self.redis is not None:
+            await self.redis.raise_epoch(epoch)
+
     async def start(self) -> None:
+        if self.redis is not None:  # catch up with flushes made while this proxy was down
+            self.epoch.adopt(await self.redis.epoch())
         self._exit = contextlib.AsyncExitStack()
         if self.settings.parent:
             me = {"name": self.name, "url": self.settings.url}
@@ -228,6 +235,9 @@ class ProxyApp:
         )
         outcome, cached = await self.engine.resolve(request)
         await self._serve(send, scope, request, outcome, cached, special)
+        if outcome.too_large:
+            self.tally.count("pass", time.perf_counter() - started, 0)
+            return
         size = len(outcome.entry.body) if outcome.entry is not None else 0
         self.tally.count(_result(outcome, cached), time.perf_counter() - started, size)
 
@@ -345,6 +355,7 @@ class ProxyApp:
         self.epoch.adopt(response.epoch)
         request = Request(method, _raw_target(scope), scope["path"], "", headers, _NO_CACHE)
         await self._send_upstream(send, request, Outcome(response=response, fwd="bypass"), status)
+        self.tally.count("pass", 0.0, len(response.body))
         return response.status
 
 
@@ -369,10 +380,15 @@ def _no_body_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
 
 
 def _result(outcome: Outcome, cached: bool) -> str:
+    """How an answer is counted: hit, collapsed, miss, stale, revalidated or error."""
     if outcome.entry is None:
         return "error" if outcome.error is not None else "miss"
-    if outcome.error is not None or outcome.fwd == "stale-while-revalidate":
+    if outcome.error is not None or outcome.warning is not None:
         return "stale"
+    if cached:
+        return "hit" if outcome.fwd == "hit" else "stale"  # stale-while-revalidate
+    if outcome.collapsed:
+        return "collapsed"
     return "miss" if outcome.fwd == "miss" else "revalidated"
 
 

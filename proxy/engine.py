@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import assert_never
 
 from outpost.coding import accepts_gzip
@@ -79,6 +79,7 @@ class Outcome:
     stored: bool = False
     too_large: bool = False  # over max_object_bytes: every requester streams it uncached
     warning: bytes | None = None  # an upstream served this stale: passed on, never stored
+    collapsed: bool = False  # answered by another request's fetch (RFC 9211 `collapsed`)
 
 
 class Engine:
@@ -151,10 +152,11 @@ class Engine:
         else:
             self.metrics.coalesced.inc()
         try:
-            return await asyncio.wait_for(asyncio.shield(flight.result), self.coalesce_timeout)
+            outcome = await asyncio.wait_for(asyncio.shield(flight.result), self.coalesce_timeout)
         except TimeoutError:
             detail = f"the upstream fetch took longer than {self.coalesce_timeout} s"
             return Outcome(error=GatewayTimeout(detail, accepted=self.upstreams.urls), fwd=fwd)
+        return outcome if leader else replace(outcome, collapsed=True)
 
     def _start(self, key: str, request: Request, entry: Entry, fwd: str) -> None:
         """Revalidate in the background (stale-while-revalidate), unless already under way."""
@@ -200,6 +202,11 @@ class Engine:
         epoch = self.epoch.value
         if response.status == 304 and entry is not None:
             refreshed = entry.refreshed(response.headers, request_time, response_time, epoch)
+            warning = get_first(response.headers, b"warning")
+            if warning is not None:  # the upstream could not validate either: serve, keep stale
+                return Outcome(
+                    entry=refreshed, fwd=fwd, response=_status_only(response), warning=warning
+                )
             await self._put(key, request, refreshed)
             self.metrics.revalidations.labels("304").inc()
             return Outcome(
@@ -207,7 +214,6 @@ class Engine:
                 fwd=fwd,
                 stored=True,
                 response=_status_only(response),
-                warning=get_first(response.headers, b"warning"),
             )
         if entry is not None:
             self.metrics.revalidations.labels(str(response.status)).inc()

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 __all__ = ["RESULTS", "ProxyMetrics", "Tally"]
 
 BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
-RESULTS = ("hit", "miss", "stale", "revalidated", "pass", "error")
+RESULTS = ("hit", "collapsed", "miss", "stale", "revalidated", "pass", "error")
 
 
 class Tally(Collector):
@@ -36,13 +36,15 @@ class Tally(Collector):
         self.bytes += size
 
     def hit_ratio(self) -> float:
-        served = sum(self.counts[r] for r in ("hit", "miss", "stale", "revalidated"))
-        return self.counts["hit"] / served if served else 0.0
+        """Share of cacheable answers that cost no upstream request of their own: hits, and
+        requests collapsed into another one's fetch."""
+        served = sum(self.counts[r] for r in ("hit", "collapsed", "miss", "stale", "revalidated"))
+        return (self.counts["hit"] + self.counts["collapsed"]) / served if served else 0.0
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "outpost_proxy_requests",
-            "Answers by cache result (hit, miss, stale, revalidated, pass, error).",
+            "Answers by cache result (hit, collapsed, miss, stale, revalidated, pass, error).",
             labels=["result"],
         )
         latency = HistogramMetricFamily(

@@ -7,11 +7,13 @@ sends, so one variable configures a whole tree.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from outpost.config import SettingsError
+from outpost.urls import is_plain_name
 
 __all__ = ["SERVERS", "ProxySettings", "with_run_control_token"]
 
@@ -20,7 +22,7 @@ SERVERS = ("uvicorn", "granian")  # granian: a Rust HTTP server for the same ASG
 
 @dataclass(frozen=True)
 class ProxySettings:
-    name: str = "outpost-proxy"
+    name: str = ""  # default: <hostname>-<port>, unique on a farm
     host: str = "127.0.0.1"
     port: int = 8081
     upstreams: tuple[str, ...] = ()
@@ -48,6 +50,13 @@ class ProxySettings:
     max_request_body_bytes: int = 64 * 1024 * 1024 + 65_536
 
     def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", f"{socket.gethostname().split('.')[0]}-{self.port}")
+        if not is_plain_name(self.name):
+            raise SettingsError(
+                f"proxy.name={self.name!r}: expected a plain name (letters, digits, '_', '.', "
+                "'-'; at most 128 characters)"
+            )
         if not self.upstreams:
             raise SettingsError("proxy.upstreams: give at least one --upstream URL")
         for url in (*self.upstreams, *(u for u in (self.parent, self.advertise_url) if u)):

@@ -8,7 +8,17 @@ from typing import Any
 
 from outpost.config import load_settings
 
-__all__ = ["add_parser", "fill_sample", "origin_settings"]
+__all__ = ["add_parser", "fill_sample", "origin_settings", "shown"]
+
+
+def shown(url: str) -> str:
+    """A database URL fit for a log: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a malformed URL fails later with its own error
+        return "<database URL>"
 
 
 def db_options(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +55,7 @@ def _init(args: argparse.Namespace) -> int:
 
     settings = origin_settings(args)
     migrate(settings.db)
-    print(f"migrated {settings.db}")
+    print(f"migrated {shown(settings.db)}")
     return 0
 
 
@@ -88,13 +98,13 @@ def fill_sample(url: str, seed: int, only_if_empty: bool = False) -> int:
             if conn.scalar(select(func.count()).select_from(tags)):
                 if only_if_empty:
                     return 0
-                print(f"outpost: {url} already holds tags; sample needs an empty database")
+                print(f"outpost: {shown(url)} already holds tags; sample needs an empty database")
                 return 2
         summary = build_sample(engines.writer, seed)
     finally:
         engines.dispose()
     print(
-        f"sample data in {url}: {summary.global_tags} global tags, {summary.tags} tags, "
+        f"sample data in {shown(url)}: {summary.global_tags} global tags, {summary.tags} tags, "
         f"{summary.iovs} IOVs, {summary.payloads} payloads ({summary.payload_bytes:,} bytes)"
     )
     return 0

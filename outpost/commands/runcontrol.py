@@ -4,6 +4,7 @@
     outpost warm   --globaltag GT --run R --proxy URL   prefetch a run into the tree
     outpost status --proxy URL             the tree below URL: name, epoch, hit ratio, cache
     outpost get    URL                     what a node would receive (status, Cache-Status, body)
+    outpost resolve GT --run R [--proxy URL] [--server URL]   a run's records, as a node sees them
 
 Every command takes `--json` for scripts; the token comes from `--token` or
 `$OUTPOST_RUN_CONTROL_TOKEN`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import os
 import sys
@@ -27,9 +29,14 @@ from rich.tree import Tree
 
 from outpost.urls import Resolve
 
-__all__ = ["add_parser", "flush", "tree_status", "warm"]
+__all__ = ["add_parser", "flush", "make_console", "tree_status", "warm"]
 
 WARM_BATCH = 8
+
+
+def make_console() -> Console:
+    """A terminal's own width; 160 columns when writing to a file or pipe, so tables stay whole."""
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _common(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
@@ -60,6 +67,19 @@ def add_parser(commands: Any) -> None:
     get_parser.add_argument("url", help="full URL, e.g. http://node:8081/v1/resolve/GT?run=1")
     get_parser.add_argument("--json", action="store_true", help="print one JSON object")
     get_parser.set_defaults(handler=_get)
+
+    resolve_parser = commands.add_parser("resolve", help="resolve a global tag for a run")
+    resolve_parser.add_argument("globaltag", help="global tag")
+    resolve_parser.add_argument("--run", type=int, required=True, help="run number")
+    resolve_parser.add_argument("--lumi", type=int, help="luminosity section (default 1)")
+    resolve_parser.add_argument(
+        "--proxy", action="append", default=[], help="proxy URL, in failover order (repeat)"
+    )
+    resolve_parser.add_argument(
+        "--server", action="append", default=[], help="server URL, in failover order (repeat)"
+    )
+    resolve_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    resolve_parser.set_defaults(handler=_resolve)
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -95,7 +115,7 @@ def _flush(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(answer).decode())
         return 1 if failed else 0
-    console = Console()
+    console = make_console()
     if "error" in answer:
         console.print(f"[red]flush failed:[/red] {answer['error']}")
         return 1
@@ -161,7 +181,7 @@ def _warm(args: argparse.Namespace) -> int:
             answer = warm(
                 args.proxy, args.globaltag, args.run, _token(args), args.timeout, progress
             )
-        console = Console()
+        console = make_console()
         if "error" in answer:
             console.print(f"[red]warm failed:[/red] {answer['error']}")
             return 1
@@ -224,7 +244,7 @@ def _status(args: argparse.Namespace) -> int:
 
     root = Tree(_describe(status))
     add(root, status)
-    Console().print(root)
+    make_console().print(root)
     return 1 if "error" in status else 0
 
 
@@ -247,9 +267,39 @@ def _get(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(summary).decode())
     else:
-        console = Console()
+        console = make_console()
         for key in ("status", "cache_status", "age", "etag", "size", "sha256"):
             console.print(f"[bold]{key}[/bold]: {summary[key]}")
         if "body" in summary:
             console.print_json(orjson.dumps(summary["body"]).decode())
     return 0 if response.status_code < 400 else 1
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    """Resolve through the farm-node client (`--proxy`/`--server`, else the environment)."""
+    from outpost.client import Client, ClientError
+
+    try:
+        if args.proxy or args.server:
+            client = Client(servers=args.server, proxies=args.proxy)
+        else:
+            client = Client.from_env()
+        with client:
+            resolution = client.resolve(args.globaltag, args.run, args.lumi)
+    except ClientError as exc:
+        print(f"outpost resolve: {exc}", file=sys.stderr)
+        return 1
+    records = [dataclasses.asdict(record) for record in resolution.records]
+    if args.json:
+        print(orjson.dumps({**dataclasses.asdict(resolution), "records": records}).decode())
+        return 0
+    table = Table(title=f"{resolution.globaltag}, run {resolution.run}, lumi {resolution.lumi}")
+    for column in ("record", "tag", "since", "until", "payload", "size"):
+        table.add_column(column)
+    for r in records:
+        payload = (r["payload"] or "-")[:16]
+        table.add_row(
+            r["record"], r["tag"], str(r["since"]), str(r["until"]), payload, str(r["size"])
+        )
+    make_console().print(table)
+    return 0

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from outpost.commands.db import db_options, fill_sample, origin_settings
+from outpost.commands.db import db_options, fill_sample, origin_settings, shown
 from outpost.config import load_settings
 
 __all__ = ["add_parser"]
@@ -59,7 +59,7 @@ def _origin(args: argparse.Namespace) -> int:
     migrate(settings.db)
     if args.sample:
         fill_sample(settings.db, seed=1, only_if_empty=True)
-    print(f"outpost origin on http://{settings.host}:{settings.port} over {settings.db}")
+    print(f"outpost origin on http://{settings.host}:{settings.port} over {shown(settings.db)}")
     if settings.workers == 1:
         from origin.app import create_app
 

@@ -18,9 +18,9 @@ from types import FrameType
 from typing import Any
 
 import orjson
-from rich.console import Console
 from rich.table import Table
 
+from outpost.commands.runcontrol import make_console
 from outpost.localstack import LocalStack
 
 __all__ = ["add_parser"]
@@ -66,7 +66,7 @@ def _up(args: argparse.Namespace) -> int:
         if args.json:
             print(orjson.dumps(stack.describe()).decode(), flush=True)
         else:
-            console = Console()
+            console = make_console()
             table = Table(title="outpost up: stopping with Ctrl-C")
             table.add_column("tier")
             table.add_column("role")
@@ -95,7 +95,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: dict[str, Any]) -> None:
-    console = Console()
+    console = make_console()
     runs = Table(title=f"{report['farm_nodes']} farm nodes, {report['node_proxies']} node proxies")
     for column in ("run", "flush acked", "time to configure", "p50 node", "p99 node", "failures"):
         runs.add_column(column)

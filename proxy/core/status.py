@@ -4,7 +4,7 @@ response tells which tier served it and why.
     outpost-node-12; hit; ttl=42
     outpost-site; fwd=miss; fwd-status=200; stored
     outpost-node-12; fwd=stale; fwd-status=304; detail=epoch
-    outpost-site; hit; detail=stale-if-error
+    outpost-site; fwd=stale; detail=stale-if-error
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ into "L1 only" until Redis answers again."""
 
 from __future__ import annotations
 
+import contextlib
+
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -13,6 +15,14 @@ from proxy.storage.codec import decode, encode
 __all__ = ["RedisStore", "StoreUnavailable"]
 
 PREFIX = "outpost:v1:"
+EPOCH_KEY = "outpost:epoch"
+# Entries in the shared tier carry the epoch they were stored in; the site's epoch is kept
+# beside them, so a proxy that restarts (epoch 0) cannot take pre-flush entries for current.
+_RAISE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 
 class StoreUnavailable(Exception):
@@ -49,6 +59,19 @@ class RedisStore:
             await self._redis.delete(PREFIX + key)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis delete: {exc}") from exc
+
+    async def epoch(self) -> int | None:
+        """The newest flush epoch any proxy of the site recorded, or None if unknown."""
+        try:
+            value = await self._redis.get(EPOCH_KEY)
+            return None if value is None else int(value)
+        except (RedisError, OSError, ValueError):
+            return None
+
+    async def raise_epoch(self, epoch: int) -> None:
+        """Record `epoch` unless a newer one is there (atomically, in Redis)."""
+        with contextlib.suppress(RedisError, OSError):  # then the fan-out alone carries it
+            await self._redis.eval(_RAISE, 1, EPOCH_KEY, epoch)
 
     async def ping(self) -> bool:
         try:

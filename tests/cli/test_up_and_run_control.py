@@ -146,3 +146,18 @@ def test_sigterm_stops_every_tier(up: dict[str, Any]) -> None:
             time.sleep(0.1)
         else:
             pytest.fail(f"{url} still answers after outpost up stopped")
+
+
+def test_resolve_prints_the_records_a_node_gets(up: dict[str, Any]) -> None:
+    node = proxy(up, "node-1")["url"]
+    answer = outpost(
+        "resolve", GLOBAL_TAG, "--run", "500", "--proxy", node, "--server", up["origin"], "--json"
+    )
+    assert answer.returncode == 0, answer.stderr
+    resolution = orjson.loads(answer.stdout)
+    direct = httpx.get(f"{up['origin']}/v1/resolve/{GLOBAL_TAG}?run=500").json()
+    assert [r["payload"] for r in resolution["records"]] == [
+        r["payload"] for r in direct["records"]
+    ]
+    table = outpost("resolve", GLOBAL_TAG, "--run", "500", "--proxy", node)
+    assert table.returncode == 0 and "EcalPedestalsRcd" in table.stdout

@@ -829,6 +829,29 @@ def test_every_command_in_the_operations_guide_parses(line: str) -> None:
     parse(shlex.split(line), f"docs/operations.md: outpost {line}")
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_commands_and_options_named_in_the_guides_prose_exist() -> None:
+    spans = re.findall(r"`outpost ([^`]+)`", OPERATIONS.read_text())
+    assert spans
+    commands = subcommands(_parser())
+    for span in spans:
+        words = span.split()
+        assert words[0] in commands, f"docs/operations.md: `outpost {span}`"
+        command = commands[words[0]]
+        if subcommands(command):
+            command = subcommands(command)[words[1]]
+        options = set(command._option_string_actions)
+        for word in words:
+            if word.startswith("--"):
+                assert word in options, f"docs/operations.md: `outpost {span}`: {word}"
+
+
 def routes() -> set[str]:
     source = (ROOT / "proxy" / "admin.py").read_text() + (ROOT / "origin" / "app.py").read_text()
     return set(re.findall(r'"(/_outpost/[a-z]+)"', source))

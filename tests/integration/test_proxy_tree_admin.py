@@ -129,6 +129,7 @@ def test_the_shared_tier_comes_back_after_redis_restarts(stack: Stack, sample_sq
 
         server = redis_client.Redis.from_url(redis)
         server.config_set("requirepass", "locked-out")  # Redis refuses the proxy: L2 is "down"
+        server.client_kill_filter(_type="normal", skipme=True)
         httpx.get(site.url + RESOLVE)
         assert site.metric("outpost_proxy_shared_store_errors_total") >= 1
         server = redis_client.Redis.from_url(redis, password="locked-out")
@@ -148,3 +149,19 @@ def _wait_until(condition: object, timeout: float = 15) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_a_site_proxy_that_restarts_takes_the_sites_epoch_from_redis(
+    stack: Stack, sample_sqlite: str
+) -> None:
+    with redis_server() as redis:
+        origin = stack.origin(sample_sqlite)
+        port = free_port()
+        site = stack.proxy("site", [origin.url], redis=redis, port=port)
+        httpx.get(site.url + RESOLVE)
+        epoch = flush(site, 11)["epoch"]
+        site.kill()
+        again = stack.proxy("site-again", [origin.url], redis=redis, port=port)
+        assert httpx.get(f"{again.url}/_outpost/status").json()["epoch"] == epoch
+        shared = httpx.get(again.url + RESOLVE)  # stored before the flush: revalidated
+        assert "detail=epoch" in shared.headers["cache-status"]

@@ -318,3 +318,51 @@ def test_status_reports_name_epoch_cache_and_upstreams(
     assert status["cache"]["entries"] == 1
     assert status["hit_ratio"] == 0.5
     assert status["upstreams"][UPSTREAM]["up"] is True
+
+
+def test_a_proxy_refuses_to_register_itself_as_its_own_child(proxy: AppClient) -> None:
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    answer = proxy.post(
+        "/_outpost/register", json={"name": "edge", "url": "http://x:1"}, headers=auth
+    )
+    assert answer.status_code == 400
+    assert proxy.get("/_outpost/status").json()["children"] == []
+
+
+def test_a_flush_that_comes_back_around_a_loop_stops(proxy: AppClient) -> None:
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    looped = proxy.post("/_outpost/flush", json={"run": 1, "path": ["site", "edge"]}, headers=auth)
+    assert looped.json()["acked"] == 0
+    assert proxy.get("/_outpost/status").json()["epoch"] == 0
+
+
+def test_hits_through_the_engine_count_as_hits(proxy: AppClient, origin: ScriptedOrigin) -> None:
+    origin.script("/j", cacheable(vary="Accept-Encoding"))
+    proxy.get("/j")
+    proxy.get("/j")  # Vary: served by the engine, not the fast path
+    proxy.get("/j", headers={"if-none-match": '"v1"'})
+    metrics = proxy.get("/_outpost/metrics").text
+    assert 'outpost_proxy_requests_total{result="hit"} 2.0' in metrics
+    assert 'outpost_proxy_requests_total{result="miss"} 1.0' in metrics
+
+
+def test_a_304_from_an_upstream_serving_stale_does_not_refresh_the_entry(
+    proxy: AppClient, origin: ScriptedOrigin, clock: FakeClock
+) -> None:
+    origin.script("/a", cacheable(max_age=10))
+    proxy.get("/a")
+    clock.advance(60)
+    origin.script("/a", cacheable(max_age=10, warning='111 - "Revalidation Failed"'))
+    answer = proxy.get("/a")
+    assert answer.status_code == 200 and answer.headers["warning"].startswith("111")
+    again = proxy.get("/a")
+    assert "fwd=stale" in again.headers["cache-status"]  # still stale: asked upstream again
+    assert origin.count("/a") == 3
+
+
+def test_settings_refuse_a_name_that_is_not_plain() -> None:
+    from outpost.config import SettingsError
+
+    with pytest.raises(SettingsError, match="plain name"):
+        ProxySettings(name="node 12;", upstreams=(UPSTREAM,))
+    assert ProxySettings(upstreams=(UPSTREAM,), port=9000).name.endswith("-9000")
