@@ -20,6 +20,7 @@ import pytest
 from support.asgi import AppClient
 from support.origin import TOKENS, MakeClient
 from support.servers import PostgresServer, postgres_server
+from support.stack import Stack
 
 from origin.app import create_app
 from origin.db import Engines, create_engines, migrate
@@ -126,3 +127,21 @@ def make_client(tokens_file: Path) -> Iterator[MakeClient]:
 def client(sample_db: str, make_client: MakeClient) -> AppClient:
     """An origin over a private copy of the sample database."""
     return make_client(sample_db)
+
+
+@pytest.fixture
+def sample_sqlite(tmp_path: Path, sqlite_templates: dict[bool, Path]) -> str:
+    """URL of a private SQLite copy of the sample (for tests of the tiers above the database)."""
+    path = tmp_path / "conditions.sqlite"
+    shutil.copyfile(sqlite_templates[True], path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """Real processes on loopback (origin, proxies), all stopped at the end of the test."""
+    stack = Stack(tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.close()

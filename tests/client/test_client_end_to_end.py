@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,22 +24,6 @@ from outpost.client import (
 
 RUN = 500
 SETTINGS = ClientSettings(timeout=10, connect_timeout=2, rounds=2, backoff=0.2)
-
-
-@pytest.fixture
-def sample_sqlite(tmp_path: Path, sqlite_templates: dict[bool, Path]) -> str:
-    path = tmp_path / "conditions.sqlite"
-    shutil.copyfile(sqlite_templates[True], path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path)
-    try:
-        yield stack
-    finally:
-        stack.close()
 
 
 def build_tree(stack: Stack, db: str) -> tuple[Server, Server, Server]:

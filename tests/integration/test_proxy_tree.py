@@ -5,38 +5,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 from support.servers import free_port, outpost_command, redis_server, run_process
 from support.stack import RUN_CONTROL_TOKEN, Server, Stack
 
 from origin.sample import HLT_GLOBAL_TAG
 
 RESOLVE = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=500"
-
-
-@pytest.fixture
-def sample_sqlite(tmp_path: Path, sqlite_templates: dict[bool, Path]) -> str:
-    path = tmp_path / "conditions.sqlite"
-    shutil.copyfile(sqlite_templates[True], path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path)
-    try:
-        yield stack
-    finally:
-        stack.close()
 
 
 def build_tree(stack: Stack, db: str, nodes: int = 3, redis: str | None = None) -> Stack:

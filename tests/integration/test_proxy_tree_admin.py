@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from support.servers import free_port, redis_server, run_process
 from support.stack import RUN_CONTROL_TOKEN, Server, Stack
 
@@ -17,22 +15,6 @@ from origin.sample import HLT_GLOBAL_TAG
 RESOLVE = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=500"
 AUTH = {"authorization": f"Bearer {RUN_CONTROL_TOKEN}"}
 SUPPORT = Path(__file__).parents[1] / "support"
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    stack = Stack(tmp_path)
-    try:
-        yield stack
-    finally:
-        stack.close()
-
-
-@pytest.fixture
-def sample_sqlite(tmp_path: Path, sqlite_templates: dict[bool, Path]) -> str:
-    path = tmp_path / "conditions.sqlite"
-    path.write_bytes(sqlite_templates[True].read_bytes())
-    return f"sqlite:///{path}"
 
 
 def flush(proxy: Server, run: int) -> dict[str, object]:
