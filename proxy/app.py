@@ -212,6 +212,7 @@ class ProxyApp:
             epoch = self.epoch.value
             if (
                 type(entry) is Entry
+                and entry.serving is not None
                 and entry.epoch >= epoch
                 and not entry.no_cache
                 and entry.age(now) < entry.freshness

@@ -35,9 +35,7 @@ def prepare(entry: Entry, name: str) -> Entry:
 def hit_headers(entry: Entry, now: int, epoch: int) -> list[tuple[bytes, bytes]]:
     """Headers of a plain hit at `now`, from an entry that went through `prepare`."""
     serving = entry.serving
-    if serving is None:
-        serving = prepare(entry, "outpost").serving
-        assert serving is not None
+    assert serving is not None, "hit_headers needs an entry that went through prepare()"
     age = (entry.initial_age + max(0, now - entry.response_time)) // SECOND
     memo = serving.memo
     if memo[0] == age and memo[1] == epoch:
