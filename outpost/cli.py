@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from outpost.commands import db, runcontrol, serve, stack
+from outpost.commands import db, loadtest, runcontrol, serve, stack
 from outpost.config import SettingsError
 from outpost.errors import OutpostError
 
@@ -25,7 +25,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpost", description=(__doc__ or "").split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (db, serve, runcontrol, stack):
+    for module in (db, serve, runcontrol, stack, loadtest):
         module.add_parser(commands)
     return parser
 

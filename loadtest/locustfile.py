@@ -1,0 +1,128 @@
+"""Locust scenario: simulated HLT farm nodes configuring themselves at each run start.
+
+Each `HLTNode` user is one farm node bound to one node proxy of the tree (round-robin over
+`OUTPOST_LOADTEST_NODES`, comma-separated URLs). Run control signals a run start by writing
+`"<run> <t0>"` (run number, wall-clock start) to the file named by `OUTPOST_LOADTEST_RUN_FILE`;
+every node polls it, and when the run changes it resolves the global tag for the run and fetches
+every payload it names, checking each body against its SHA-256. A wrong byte or a bad answer is
+a Locust failure, never a success.
+
+When a node has finished a run it appends one JSON line to `OUTPOST_LOADTEST_OUT`:
+`{"event": "run", "run", "node", "proxy", "seconds", "fetch_seconds", "finished_at", "verified",
+"failures", "requests", "cache"}`, where `seconds` counts from the run start `t0` and `cache`
+counts `Cache-Status` hits and misses by tier (the last entry is the node proxy, the one before
+it the site proxy; RFC 9211). Each node also writes `{"event": "ready", "node"}` once spawned.
+
+    OUTPOST_LOADTEST_GLOBALTAG   global tag to resolve (default OUTPOST_HLT_2026_V1)
+    OUTPOST_LOADTEST_POLL        seconds between polls of the run file (default 0.1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import time
+from typing import Any, Final
+
+import orjson
+from locust import FastHttpUser, constant, task
+
+from loadtest.runner import TIERS, cache_status_tiers, read_run_file
+from outpost.client.answers import Unusable, decode_resolution
+from outpost.urls import Payload, Resolve
+
+__all__ = ["HLTNode"]
+
+_NODES: Final = [url for url in os.environ.get("OUTPOST_LOADTEST_NODES", "").split(",") if url]
+_RUN_FILE: Final = os.environ.get("OUTPOST_LOADTEST_RUN_FILE", "")
+_OUT: Final = os.environ.get("OUTPOST_LOADTEST_OUT", "")
+_GLOBALTAG: Final = os.environ.get("OUTPOST_LOADTEST_GLOBALTAG", "OUTPOST_HLT_2026_V1")
+_POLL: Final = float(os.environ.get("OUTPOST_LOADTEST_POLL", "0.1"))
+_next_index = itertools.count()
+
+
+def _append(line: dict[str, Any]) -> None:
+    if _OUT:
+        with open(_OUT, "ab") as out:  # one write per line: whole lines, even from many users
+            out.write(orjson.dumps(line) + b"\n")
+
+
+class HLTNode(FastHttpUser):
+    """One farm node: configures itself at every run start through its node proxy."""
+
+    wait_time = constant(_POLL)  # between polls of the run file (a cooperative gevent sleep)
+    host = _NODES[0] if _NODES else None
+
+    def __init__(self, environment: Any) -> None:
+        self.index = next(_next_index)
+        if _NODES:
+            self.host = _NODES[self.index % len(_NODES)]
+        super().__init__(environment)
+        self.name = f"hlt-{self.index + 1}"
+        self.last_run = 0
+
+    def on_start(self) -> None:
+        self.last_run, _ = read_run_file(_RUN_FILE)
+        _append({"event": "ready", "node": self.name})
+
+    @task
+    def wait_for_run(self) -> None:
+        run, t0 = read_run_file(_RUN_FILE)
+        if run == self.last_run:
+            return
+        self.last_run = run
+        self.configure(run, t0)
+
+    def configure(self, run: int, t0: float) -> None:
+        began = time.time()
+        stats: dict[str, Any] = {"verified": 0, "failures": 0, "requests": 0}
+        cache: dict[str, dict[str, int]] = {tier: {"hit": 0, "miss": 0} for tier in TIERS}
+
+        def count(response: Any) -> None:
+            stats["requests"] += 1
+            for tier, outcome in cache_status_tiers(response.headers.get("cache-status")).items():
+                cache[tier][outcome] += 1
+
+        query = Resolve(_GLOBALTAG, run)
+        digests: tuple[str, ...] = ()
+        with self.client.get(query.url(), name="resolve", catch_response=True) as response:
+            count(response)
+            if response.status_code != 200:
+                response.failure(f"resolve answered {response.status_code}")
+                stats["failures"] += 1
+            else:
+                try:
+                    digests = decode_resolution(response.content, query).payloads
+                except Unusable as exc:
+                    response.failure(f"unusable resolve answer: {exc}")
+                    stats["failures"] += 1
+        for digest in digests:
+            with self.client.get(
+                Payload(digest).url(), name="payload", catch_response=True
+            ) as response:
+                count(response)
+                body = response.content or b""
+                if response.status_code != 200:
+                    response.failure(f"payload {digest[:12]} answered {response.status_code}")
+                    stats["failures"] += 1
+                elif hashlib.sha256(body).hexdigest() != digest:
+                    response.failure(f"payload {digest[:12]}: body does not match its SHA-256")
+                    stats["failures"] += 1
+                else:
+                    stats["verified"] += 1
+        finished = time.time()
+        _append(
+            {
+                "event": "run",
+                "run": run,
+                "node": self.name,
+                "proxy": self.host,
+                "seconds": finished - (t0 or began),
+                "fetch_seconds": finished - began,
+                "finished_at": finished,
+                **stats,
+                "payloads": len(digests),
+                "cache": cache,
+            }
+        )

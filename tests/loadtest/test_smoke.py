@@ -1,0 +1,50 @@
+"""Smoke test of the load test: a small run-start storm through a real local tree.
+
+200 simulated HLT nodes (Locust users, one headless process) behind 2 node proxies, 2 runs, on
+a copy of the sample database. Takes about 20 s on a 2-core machine. Checks what the issue
+promises: no failures, every payload body verified against its hash by every node, and the
+origin answering at most one request per unique URL of a run (the tree absorbs the rest).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from loadtest.runner import cache_status_tiers, run_loadtest
+
+NODES = 200
+RUNS = 2
+
+
+def test_run_start_storm(sqlite_templates: dict[bool, Path], tmp_path: Path) -> None:
+    db = tmp_path / "conditions.sqlite"
+    shutil.copyfile(sqlite_templates[True], db)
+
+    report = run_loadtest(
+        nodes=NODES, runs=RUNS, node_proxies=2, db=f"sqlite:///{db}", workdir=tmp_path / "lt"
+    )
+
+    assert report["failures"] == 0
+    assert len(report["time_to_configure_s"]) == RUNS
+    assert report["p99_ms"] > 0
+    for run in report["runs"]:
+        assert run["nodes_reported"] == NODES
+        assert run["flush_acked"] == 3  # site + 2 node proxies
+        assert run["payloads_per_node"] > 0
+        assert run["verified_bodies"] == NODES * run["payloads_per_node"]
+        assert run["unique_urls"] == run["payloads_per_node"] + 1  # payloads + the resolve URL
+        assert run["origin_requests"] <= run["unique_urls"]
+    assert report["verified_bodies"] == sum(r["verified_bodies"] for r in report["runs"])
+    assert report["requests"] == NODES * sum(r["unique_urls"] for r in report["runs"])
+    assert report["origin_requests"] <= report["unique_urls"]
+    assert report["cache"]["node"]["hit"] > 0
+
+
+def test_cache_status_tiers() -> None:
+    header = "site; fwd=miss; fwd-status=200; stored, node-1; hit; ttl=299"
+    assert cache_status_tiers(header) == {"node": "hit"}
+    header = "site; hit; ttl=10, node-1; fwd=miss; fwd-status=200; stored"
+    assert cache_status_tiers(header) == {"node": "miss", "site": "hit"}
+    assert cache_status_tiers("node-2; fwd=stale") == {"node": "miss"}
+    assert cache_status_tiers(None) == {}
