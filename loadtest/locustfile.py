@@ -7,11 +7,14 @@ every node polls it, and when the run changes it resolves the global tag for the
 every payload it names, checking each body against its SHA-256. A wrong byte or a bad answer is
 a Locust failure, never a success.
 
-When a node has finished a run it appends one JSON line to `OUTPOST_LOADTEST_OUT`:
+When a node has finished a run it appends one JSON line to `<OUTPOST_LOADTEST_OUT>.<pid>`, a
+file of its own Locust process (a prefix, not a file name: with `--processes` or worker
+processes several Locust processes write at once, and the runner reads every such file):
 `{"event": "run", "run", "node", "proxy", "seconds", "fetch_seconds", "finished_at", "verified",
 "failures", "requests", "cache"}`, where `seconds` counts from the run start `t0` and `cache`
 counts `Cache-Status` hits and misses by tier (the last entry is the node proxy, the one before
 it the site proxy; RFC 9211). Each node also writes `{"event": "ready", "node"}` once spawned.
+Node names are `hlt-<pid>-<n>`: unique across Locust processes, which each count users from 1.
 
     OUTPOST_LOADTEST_GLOBALTAG   global tag to resolve (default OUTPOST_HLT_2026_V1)
     OUTPOST_LOADTEST_POLL        seconds between polls of the run file (default 0.1)
@@ -43,8 +46,13 @@ _next_index = itertools.count()
 
 
 def _append(line: dict[str, Any]) -> None:
+    # One file per Locust process rather than one shared O_APPEND file: the users of a process
+    # are gevent greenlets that never yield inside a write(), so lines of one file never mix,
+    # and no reliance on cross-process O_APPEND atomicity (documented for pipes up to PIPE_BUF,
+    # not for regular files). The pid is taken at each write, so it is right after a fork too
+    # (`locust --processes`).
     if _OUT:
-        with open(_OUT, "ab") as out:  # one write per line: whole lines, even from many users
+        with open(f"{_OUT}.{os.getpid()}", "ab") as out:  # one write per whole line
             out.write(orjson.dumps(line) + b"\n")
 
 
@@ -59,7 +67,7 @@ class HLTNode(FastHttpUser):
         if _NODES:
             self.host = _NODES[self.index % len(_NODES)]
         super().__init__(environment)
-        self.name = f"hlt-{self.index + 1}"
+        self.name = f"hlt-{os.getpid()}-{self.index + 1}"
         self.last_run = 0
 
     def on_start(self) -> None:

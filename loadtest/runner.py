@@ -1,11 +1,15 @@
 """Run a run-start storm: a `LocalStack`, Locust headless against it, run control in between.
 
-    run_loadtest(nodes=2000, runs=3, node_proxies=4)  -> summary dict
+    run_loadtest(nodes=2000, runs=3, node_proxies=4, processes=2)  -> summary dict
 
 For each run: flush the tree through the site proxy (as run control does), note the origin's
 request counters, record `t0` and write the run number to the run file the `HLTNode` users poll,
 wait until every node reported the run (bounded), and read the origin's counters again.
-Locust runs as one headless process (no worker processes yet).
+With `processes=1` Locust runs as one headless process; with `processes=P > 1` it runs
+distributed on loopback: one headless master (`--expect-workers P`, bound to 127.0.0.1 on a free
+port) that only hands out users, and P worker processes that run them, each a process (and
+process group) of its own, all stopped at the end. Every Locust process writes its JSON lines to
+a file of its own (`nodes.jsonl.<pid>`, see the locustfile); the runner reads them together.
 
 The helpers the Locust users share with the runner (`read_run_file`, `cache_status_tiers`) live
 here, not in the locustfile, so that importing them never imports Locust (which monkey-patches
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -92,13 +97,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
+def _read_lines(prefix: Path) -> list[dict[str, Any]]:
+    """Every JSON line of every Locust process's `<prefix>.<pid>` file (a line being written
+    at this moment is skipped: it does not parse yet)."""
     lines = []
-    for raw in path.read_bytes().splitlines():
-        with contextlib.suppress(orjson.JSONDecodeError):
-            lines.append(orjson.loads(raw))
+    for path in sorted(prefix.parent.glob(prefix.name + ".*")):
+        with contextlib.suppress(OSError):
+            for raw in path.read_bytes().splitlines():
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    lines.append(orjson.loads(raw))
     return lines
 
 
@@ -106,16 +113,64 @@ def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
 
-def _wait_until(
-    check: Any, timeout: float, process: subprocess.Popen[bytes], log: Path, what: str
-) -> None:
+class _Locust:
+    """The Locust processes of a load test, each with its log."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(self, command: list[str], log: Path, env: dict[str, str], cwd: Path) -> None:
+        with open(log, "wb") as log_out:
+            process = subprocess.Popen(
+                command,
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,  # its own process group: killpg reaches its children
+            )
+        self.processes.append((process, log))
+
+    def check(self) -> None:
+        """Raise if any Locust process has exited (none should before the end)."""
+        for process, log in self.processes:
+            if process.poll() is not None:
+                raise LoadTestError(
+                    f"locust ({log.name}) exited with {process.returncode}:\n{_tail(log)}"
+                )
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {log.name}\n{_tail(log)}" for _, log in self.processes)
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM every process group, then SIGKILL what is left after `grace` seconds."""
+        running = [process for process, _ in self.processes if process.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _wait_until(check: Any, timeout: float, locust: _Locust, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        if process.poll() is not None:
-            raise LoadTestError(f"locust exited with {process.returncode}:\n{_tail(log)}")
+        locust.check()
         if time.monotonic() > deadline:
-            raise LoadTestError(f"{what} within {timeout} s\n{_tail(log)}")
+            raise LoadTestError(f"{what} within {timeout} s\n{locust.tails()}")
         time.sleep(0.05)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _unique_urls(origin_url: str, globaltag: str, run: int) -> set[str]:
@@ -127,23 +182,12 @@ def _unique_urls(origin_url: str, globaltag: str, run: int) -> set[str]:
     return {query.url(), *(Payload(digest).url() for digest in resolution.payloads)}
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def run_loadtest(
     nodes: int = 2000,
     runs: int = 3,
     node_proxies: int = 4,
     spawn_rate: int | None = None,
+    processes: int = 2,
     *,
     db: str | None = None,
     globaltag: str = DEFAULT_GLOBALTAG,
@@ -151,15 +195,17 @@ def run_loadtest(
     spawn_timeout: float = 120.0,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    """Simulate `runs` run starts of `nodes` HLT nodes behind `node_proxies` node proxies."""
-    if nodes < 1 or runs < 1 or node_proxies < 1:
-        raise ValueError("nodes, runs and node_proxies must be at least 1")
+    """Simulate `runs` run starts of `nodes` HLT nodes behind `node_proxies` node proxies,
+    the nodes run by `processes` Locust worker processes (1: one plain headless process)."""
+    if nodes < 1 or runs < 1 or node_proxies < 1 or processes < 1:
+        raise ValueError("nodes, runs, node_proxies and processes must be at least 1")
     rate = spawn_rate or nodes
     work = workdir or Path(tempfile.mkdtemp(prefix="outpost-loadtest-"))
     work.mkdir(parents=True, exist_ok=True)
     run_file, out, log = work / "run", work / "nodes.jsonl", work / "locust.log"
     run_file.write_text(f"0 {time.time()}")
-    out.write_bytes(b"")
+    for stale in work.glob(out.name + ".*"):
+        stale.unlink()  # lines of an earlier load test in the same workdir
     with LocalStack(nodes=node_proxies, db=db) as stack:
         proxies = [tier.url for tier in stack.node_proxies]
         env = {
@@ -169,50 +215,34 @@ def run_loadtest(
             "OUTPOST_LOADTEST_OUT": str(out),
             "OUTPOST_LOADTEST_GLOBALTAG": globaltag,
         }
-        command = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "-u",
-            str(nodes),
-            "-r",
-            str(rate),
-            "--host",
-            proxies[0],
-            "--loglevel",
-            "WARNING",
-            "--only-summary",
-            "--stop-timeout",
-            "10",
-        ]
-        with open(log, "wb") as log_out:
-            process = subprocess.Popen(
-                command,
-                stdout=log_out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=work,
-                start_new_session=True,
-            )
+        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", proxies[0]]
+        base += ["--loglevel", "WARNING"]
+        head = ["--headless", "-u", str(nodes), "-r", str(rate), "--only-summary"]
+        head += ["--stop-timeout", "10"]
+        locust = _Locust()
         try:
+            if processes == 1:
+                locust.start(base + head, log, env, work)
+            else:
+                port = str(_free_port())
+                master = ["--master", "--expect-workers", str(processes)]
+                master += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+                locust.start(base + head + master, log, env, work)
+                worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", port]
+                for k in range(processes):
+                    locust.start(base + worker, work / f"locust-worker-{k + 1}.log", env, work)
             _wait_until(
                 lambda: sum(1 for x in _read_lines(out) if x.get("event") == "ready") >= nodes,
                 spawn_timeout,
-                process,
-                log,
+                locust,
                 f"not all {nodes} users spawned",
             )
             results = [
-                _one_run(
-                    stack, FIRST_RUN + i, nodes, globaltag, run_file, out, process, log, run_timeout
-                )
+                _one_run(stack, FIRST_RUN + i, nodes, globaltag, run_file, out, locust, run_timeout)
                 for i in range(runs)
             ]
         finally:
-            _stop(process)
+            locust.stop()
     return _summary(results, nodes=nodes, node_proxies=node_proxies, workdir=work)
 
 
@@ -223,8 +253,7 @@ def _one_run(
     globaltag: str,
     run_file: Path,
     out: Path,
-    process: subprocess.Popen[bytes],
-    log: Path,
+    locust: _Locust,
     timeout: float,
 ) -> dict[str, Any]:
     acked = flush(stack.site.url, run, stack.token)
@@ -240,7 +269,7 @@ def _one_run(
         return [x for x in _read_lines(out) if x.get("event") == "run" and x.get("run") == run]
 
     _wait_until(
-        lambda: len(reports()) >= nodes, timeout, process, log, f"not all nodes finished run {run}"
+        lambda: len(reports()) >= nodes, timeout, locust, f"not all nodes finished run {run}"
     )
     after = origin_requests(stack.origin.url)
     lines = reports()

@@ -1,12 +1,13 @@
 """`outpost loadtest`: a run-start storm of simulated HLT nodes (Locust) against a local tree.
 
-    outpost loadtest [--nodes 2000] [--runs 3] [--node-proxies 4] [--spawn-rate N] [--db URL]
-                     [--globaltag GT] [--json]
+    outpost loadtest [--nodes 2000] [--runs 3] [--node-proxies 4] [--processes 2]
+                     [--spawn-rate N] [--db URL] [--globaltag GT] [--json]
 
 Brings up origin, site proxy and node proxies on loopback (`outpost up`), runs Locust headless
-with one user per farm node, flushes the tree before each run as run control does, and reports
-time to configure, node latency percentiles, failures, verified bodies, hit ratio per tier and
-origin requests per unique URL. Exit status 1 if any node saw a failure.
+with one user per farm node (spread over `--processes` worker processes under a master, all on
+loopback; `--processes 1` runs one plain Locust process), flushes the tree before each run as run
+control does, and reports time to configure, node latency percentiles, failures, verified bodies,
+hit ratio per tier and origin requests per unique URL. Exit status 1 if any node saw a failure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--nodes", type=int, default=2000, help="simulated HLT nodes (2000)")
     parser.add_argument("--runs", type=int, default=3, help="run starts to simulate (3)")
     parser.add_argument("--node-proxies", type=int, default=4, help="node proxies (4)")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="Locust worker processes (2; 1: no master)"
+    )
     parser.add_argument("--spawn-rate", type=int, help="users started per second (all at once)")
     parser.add_argument("--db", help="database URL (default sqlite:///./outpost.sqlite)")
     parser.add_argument("--globaltag", default="OUTPOST_HLT_2026_V1", help="global tag to fetch")
@@ -43,6 +47,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         runs=args.runs,
         node_proxies=args.node_proxies,
         spawn_rate=args.spawn_rate,
+        processes=args.processes,
         db=args.db,
         globaltag=args.globaltag,
         run_timeout=args.run_timeout,

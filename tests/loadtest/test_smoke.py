@@ -1,9 +1,10 @@
 """Smoke test of the load test: a small run-start storm through a real local tree.
 
-200 simulated HLT nodes (Locust users, one headless process) behind 2 node proxies, 2 runs, on
-a copy of the sample database. Takes about 20 s on a 2-core machine. Checks what the issue
-promises: no failures, every payload body verified against its hash by every node, and the
-origin answering at most one request per unique URL of a run (the tree absorbs the rest).
+200 simulated HLT nodes (Locust users, run by 2 worker processes under a headless master) behind
+2 node proxies, 2 runs, on a copy of the sample database. Takes about 20 s on a 2-core machine.
+Checks what the issue promises: no failures, every payload body verified against its hash by
+every node, and the origin answering at most one request per unique URL of a run (the tree
+absorbs the rest).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from loadtest.runner import cache_status_tiers, run_loadtest
 
 NODES = 200
 RUNS = 2
+PROCESSES = 2
 
 
 def test_run_start_storm(sqlite_templates: dict[bool, Path], tmp_path: Path) -> None:
@@ -22,7 +24,12 @@ def test_run_start_storm(sqlite_templates: dict[bool, Path], tmp_path: Path) -> 
     shutil.copyfile(sqlite_templates[True], db)
 
     report = run_loadtest(
-        nodes=NODES, runs=RUNS, node_proxies=2, db=f"sqlite:///{db}", workdir=tmp_path / "lt"
+        nodes=NODES,
+        runs=RUNS,
+        node_proxies=2,
+        processes=PROCESSES,
+        db=f"sqlite:///{db}",
+        workdir=tmp_path / "lt",
     )
 
     assert report["failures"] == 0
@@ -39,6 +46,12 @@ def test_run_start_storm(sqlite_templates: dict[bool, Path], tmp_path: Path) -> 
     assert report["requests"] == NODES * sum(r["unique_urls"] for r in report["runs"])
     assert report["origin_requests"] <= report["unique_urls"]
     assert report["cache"]["node"]["hit"] > 0
+    # every worker process ran users and wrote its own lines; node names are unique across them
+    outs = sorted((tmp_path / "lt").glob("nodes.jsonl.*"))
+    assert len(outs) == PROCESSES
+    ready = [line for out in outs for line in out.read_text().splitlines() if '"ready"' in line]
+    assert len(ready) == NODES
+    assert len(set(ready)) == NODES
 
 
 def test_cache_status_tiers() -> None:
