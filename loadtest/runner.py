@@ -143,8 +143,17 @@ class _Locust:
         return "\n".join(f"--- {log.name}\n{_tail(log)}" for _, log in self.processes)
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM every process group, then SIGKILL what is left after `grace` seconds."""
+        """SIGTERM every process group, then SIGKILL what is left after `grace` seconds.
+
+        The first process (the master, when there are workers) goes first and is given a few
+        seconds, so the workers' last statistics still reach it before they stop.
+        """
         running = [process for process, _ in self.processes if process.poll() is None]
+        if len(running) > 1 and running[0] is self.processes[0][0]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(running[0].pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                running[0].wait(5)
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
