@@ -59,7 +59,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -70,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import HOST, clean_environment, free_port, outpost_command, tail
 from wrk import (
     WRK_CPU,
     BenchmarkError,
@@ -82,7 +82,6 @@ from wrk import (
     wrk_version,
 )
 
-HOST = "127.0.0.1"
 SERVER_CPU = 0
 HEALTH_PATH = "/_outpost/healthz"
 METRICS_PATH = "/_outpost/metrics"
@@ -124,20 +123,6 @@ def parse_size(text: str) -> tuple[str, int]:
     if not 0 < size <= MAX_SIZE:
         raise ValueError(f"{text!r}: sizes go from 1 B to {MAX_SIZE // _MIB} MiB")
     return f"{match[1]}{match[2] or 'B'}", size
-
-
-def clean_environment() -> dict[str, str]:
-    """This environment without OUTPOST_* settings: origin and proxy run on their defaults."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
-
-
-def outpost_command() -> list[str]:
-    """The venv's `outpost` script, next to this interpreter (fallback: the one on PATH)."""
-    beside = Path(sys.executable).parent / "outpost"
-    found = str(beside) if beside.exists() else shutil.which("outpost")
-    if found is None:
-        raise BenchmarkError("the `outpost` command is not installed in this environment")
-    return [found]
 
 
 def build_database(root: Path, db_url: str, sizes: Sequence[tuple[str, int]]) -> list[Payload]:
@@ -194,19 +179,6 @@ class Server:
             raise BenchmarkError(
                 f"{self.name} exited with status {self.process.returncode}:\n{self.log_tail()}"
             )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def start_server(

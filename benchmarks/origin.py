@@ -33,9 +33,7 @@ import contextlib
 import json
 import os
 import platform
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import HOST, clean_environment, free_port, outpost_command, tail
 from wrk import (
     WRK_CPU,
     BenchmarkError,
@@ -64,7 +63,6 @@ RESOLVE_PATH = f"/v1/resolve/{GLOBAL_TAG}?run=500"
 PAYLOAD_QUERY_PATH = "/v1/query/payloads?select=hash,size&size=eq.1048576&limit=1"
 HEALTH_PATH = "/_outpost/healthz"
 TARGET_PAYLOAD_SIZE = 1024 * 1024
-HOST = "127.0.0.1"
 
 _MIB = 1024**2
 
@@ -79,20 +77,6 @@ class Target:
 # --- the origin ----------------------------------------------------------------------------
 
 
-def outpost_command() -> list[str]:
-    """The venv's `outpost` script, next to this interpreter (fallback: the one on PATH)."""
-    beside = Path(sys.executable).parent / "outpost"
-    found = str(beside) if beside.exists() else shutil.which("outpost")
-    if found is None:
-        raise BenchmarkError("the `outpost` command is not installed in this environment")
-    return [found]
-
-
-def clean_environment() -> dict[str, str]:
-    """This environment without OUTPOST_ORIGIN_* settings: the origin runs on its defaults."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_ORIGIN_")}
-
-
 def build_sample(db_url: str) -> None:
     command = [*outpost_command(), "db", "sample", "--db", db_url]
     try:
@@ -103,12 +87,6 @@ def build_sample(db_url: str) -> None:
         raise BenchmarkError("`outpost db sample` did not finish within 300 s") from exc
     if done.returncode != 0:
         raise BenchmarkError(f"`outpost db sample` failed:\n{done.stdout}{done.stderr}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def start_origin(db_url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
@@ -148,13 +126,6 @@ def stop_origin(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # Loopback only, never through an HTTP proxy from the environment.
