@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from outpost.localstack import free_port
+
 __all__ = [
     "PostgresServer",
     "free_port",
@@ -30,12 +32,6 @@ __all__ = [
     "run_process",
     "wait_for_http",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _postgres_bin(name: str) -> str:
