@@ -53,7 +53,6 @@ import json
 import math
 import os
 import platform
-import pwd
 import random
 import re
 import resource
@@ -81,6 +80,8 @@ from wrk import (
     wrk_command,
     wrk_version,
 )
+
+from loadtest.peers import prepare_squid
 
 SERVER_CPU = 0
 HEALTH_PATH = "/_outpost/healthz"
@@ -333,57 +334,6 @@ def origin_payload_requests(client: httpx.Client, origin: Server) -> int:
     return round(sum(float(m[1]) for m in _ORIGIN_PAYLOADS.finditer(response.text)))
 
 
-# --- squid -----------------------------------------------------------------------------------
-
-
-def squid_config(directory: Path, port: int, origin_port: int, largest: int, user: str) -> str:
-    object_mb = max(8, 2 * math.ceil(largest / _MIB))
-    lines = [
-        f"http_port {HOST}:{port} accel defaultsite={HOST} vhost",
-        f"cache_peer {HOST} parent {origin_port} 0 no-query originserver name=origin",
-        "cache_peer_access origin allow all",
-        "http_access allow all",
-        f"cache_mem {CACHE_MB} MB",
-        f"maximum_object_size_in_memory {object_mb} MB",
-        f"maximum_object_size {object_mb} MB",
-        "# no cache_dir: memory cache only",
-        "workers 1",
-        f"pid_filename {directory / 'squid.pid'}",
-        "access_log none",
-        "cache_store_log none",
-        f"cache_log {directory / 'cache.log'}",
-        f"coredump_dir {directory}",
-        "shutdown_lifetime 1 seconds",
-        "visible_hostname outpost-bench",
-        "pinger_enable off",
-        "netdb_filename none",
-        "logfile_rotate 0",
-    ]
-    if os.geteuid() == 0:
-        lines.append(f"cache_effective_user {user}")
-    return "\n".join(lines) + "\n"
-
-
-def prepare_squid(root: Path, port: int, origin_port: int, largest: int) -> Path:
-    """squid.conf and a directory for its pid and log files; as root, squid drops to `proxy`
-    (or `nobody`), so that user gets the directory."""
-    directory = root / "squid"
-    directory.mkdir()
-    user = "proxy"
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam(user)
-        except KeyError:
-            user = "nobody"
-            account = pwd.getpwnam(user)
-        root.chmod(0o711)  # traversable, not listable
-        os.chown(directory, account.pw_uid, account.pw_gid)
-    conf = directory / "squid.conf"
-    conf.write_text(squid_config(directory, port, origin_port, largest, user))
-    conf.chmod(0o644)
-    return conf
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -516,7 +466,13 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
 
             squid_port = free_port()
             largest = max(p.size for p in payloads)
-            conf = prepare_squid(root, squid_port, origin_port, largest)
+            conf = prepare_squid(
+                root / "squid",
+                port=squid_port,
+                parent_port=origin_port,
+                name="outpost-bench",
+                object_mb=max(8, 2 * math.ceil(largest / _MIB)),
+            )
             progress(
                 args, f"starting squid ({'pinned to CPU 0' if setup.pin_servers else 'not pinned'})"
             )

@@ -11,13 +11,19 @@ When a node has finished a run it appends one JSON line to `<OUTPOST_LOADTEST_OU
 file of its own Locust process (a prefix, not a file name: with `--processes` or worker
 processes several Locust processes write at once, and the runner reads every such file):
 `{"event": "run", "run", "node", "proxy", "seconds", "fetch_seconds", "finished_at", "verified",
-"failures", "requests", "cache"}`, where `seconds` counts from the run start `t0` and `cache`
-counts `Cache-Status` hits and misses by tier (the last entry is the node proxy, the one before
-it the site proxy; RFC 9211). Each node also writes `{"event": "ready", "node"}` once spawned.
+"failures", "requests", "bytes", "cache", "timeline"}`, where `seconds` counts from the run
+start `t0`, `cache` counts hits and misses by tier (from `Cache-Status`, RFC 9211: the last entry
+is the node proxy, the one before it the site proxy; or from squid's `X-Cache` lines, in the same
+order) and `timeline` has one `[start, seconds, tier]` per request: when it started (seconds
+after `t0`), how long it took, and `"h"` if the node tier served it as a hit, `"m"` if not, `""`
+when no cache said. Each node also writes `{"event": "ready", "node"}` once spawned.
 Node names are `hlt-<pid>-<n>`: unique across Locust processes, which each count users from 1.
 
-    OUTPOST_LOADTEST_GLOBALTAG   global tag to resolve (default OUTPOST_HLT_2026_V1)
-    OUTPOST_LOADTEST_POLL        seconds between polls of the run file (default 0.1)
+    OUTPOST_LOADTEST_GLOBALTAG     global tag to resolve (default OUTPOST_HLT_2026_V1)
+    OUTPOST_LOADTEST_POLL          seconds between polls of the run file (default 0.1)
+    OUTPOST_LOADTEST_SOFT_REFRESH  "1": the resolve request of each run carries
+                                   `Cache-Control: max-age=0` (frontier_client's soft refresh,
+                                   how squid users make a cache revalidate: squid has no flush)
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Final
 import orjson
 from locust import FastHttpUser, constant, task
 
-from loadtest.runner import TIERS, cache_status_tiers, read_run_file
+from loadtest.runner import TIERS, cache_tiers, read_run_file
 from outpost.client.answers import Unusable, decode_resolution
 from outpost.urls import Payload, Resolve
 
@@ -42,6 +48,8 @@ _RUN_FILE: Final = os.environ.get("OUTPOST_LOADTEST_RUN_FILE", "")
 _OUT: Final = os.environ.get("OUTPOST_LOADTEST_OUT", "")
 _GLOBALTAG: Final = os.environ.get("OUTPOST_LOADTEST_GLOBALTAG", "OUTPOST_HLT_2026_V1")
 _POLL: Final = float(os.environ.get("OUTPOST_LOADTEST_POLL", "0.1"))
+_SOFT_REFRESH: Final = os.environ.get("OUTPOST_LOADTEST_SOFT_REFRESH") == "1"
+_RESOLVE_HEADERS: Final = {"Cache-Control": "max-age=0"} if _SOFT_REFRESH else None
 _next_index = itertools.count()
 
 
@@ -84,18 +92,28 @@ class HLTNode(FastHttpUser):
 
     def configure(self, run: int, t0: float) -> None:
         began = time.time()
-        stats: dict[str, Any] = {"verified": 0, "failures": 0, "requests": 0}
+        t0 = t0 or began
+        stats: dict[str, Any] = {"verified": 0, "failures": 0, "requests": 0, "bytes": 0}
         cache: dict[str, dict[str, int]] = {tier: {"hit": 0, "miss": 0} for tier in TIERS}
+        timeline: list[tuple[float, float, str]] = []
 
-        def count(response: Any) -> None:
+        def count(response: Any, started: float) -> None:
             stats["requests"] += 1
-            for tier, outcome in cache_status_tiers(response.headers.get("cache-status")).items():
+            stats["bytes"] += len(response.content or b"")
+            headers = response.headers
+            tiers = cache_tiers(headers.get("cache-status"), headers.get("x-cache"))
+            for tier, outcome in tiers.items():
                 cache[tier][outcome] += 1
+            node = tiers.get("node", "")[:1]
+            timeline.append((round(started - t0, 4), round(time.time() - started, 4), node))
 
         query = Resolve(_GLOBALTAG, run)
         digests: tuple[str, ...] = ()
-        with self.client.get(query.url(), name="resolve", catch_response=True) as response:
-            count(response)
+        started = time.time()
+        with self.client.get(
+            query.url(), name="resolve", headers=_RESOLVE_HEADERS, catch_response=True
+        ) as response:
+            count(response, started)
             if response.status_code != 200:
                 response.failure(f"resolve answered {response.status_code}")
                 stats["failures"] += 1
@@ -106,10 +124,11 @@ class HLTNode(FastHttpUser):
                     response.failure(f"unusable resolve answer: {exc}")
                     stats["failures"] += 1
         for digest in digests:
+            started = time.time()
             with self.client.get(
                 Payload(digest).url(), name="payload", catch_response=True
             ) as response:
-                count(response)
+                count(response, started)
                 body = response.content or b""
                 if response.status_code != 200:
                     response.failure(f"payload {digest[:12]} answered {response.status_code}")
@@ -126,11 +145,12 @@ class HLTNode(FastHttpUser):
                 "run": run,
                 "node": self.name,
                 "proxy": self.host,
-                "seconds": finished - (t0 or began),
+                "seconds": finished - t0,
                 "fetch_seconds": finished - began,
                 "finished_at": finished,
                 **stats,
                 "payloads": len(digests),
                 "cache": cache,
+                "timeline": timeline,
             }
         )

@@ -1,17 +1,20 @@
-"""Run a run-start storm: a `LocalStack`, Locust headless against it, run control in between.
+"""Run run-start storms: a target on loopback, Locust headless against it, run control between.
 
-    run_loadtest(nodes=2000, runs=3, node_proxies=4, processes=2)  -> summary dict
+    run_loadtest(nodes=2000, runs=3, node_proxies=4, processes=2, against=("squid",))
 
-For each run: flush the tree through the site proxy (as run control does), note the origin's
-request counters, record `t0` and write the run number to the run file the `HLTNode` users poll,
+Outpost first, then each peer of `against` (`squid`, `nginx-static`; see `targets`), back to
+back on the same machine and the same database. For each run: run control's part (Outpost: flush
+the tree and wait for every acknowledgement; nginx-static: copy the run's files), note the
+origin's counters, record `t0` and write the run number to the run file the `HLTNode` users poll,
 wait until every node reported the run (bounded), and read the origin's counters again.
 With `processes=1` Locust runs as one headless process; with `processes=P > 1` it runs
 distributed on loopback: one headless master (`--expect-workers P`, bound to 127.0.0.1 on a free
 port) that only hands out users, and P worker processes that run them, each a process (and
 process group) of its own, all stopped at the end. Every Locust process writes its JSON lines to
 a file of its own (`nodes.jsonl.<pid>`, see the locustfile); the runner reads them together.
+The figures come from `stats`, the CSV and the plot from `report`.
 
-The helpers the Locust users share with the runner (`read_run_file`, `cache_status_tiers`) live
+The helpers the Locust users share with the runner (`read_run_file`, `cache_tiers`) live
 here, not in the locustfile, so that importing them never imports Locust (which monkey-patches
 the standard library with gevent on import).
 """
@@ -21,11 +24,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,10 +36,13 @@ import httpx
 import orjson
 
 from outpost.client.answers import decode_resolution
-from outpost.commands.runcontrol import flush
-from outpost.demo import origin_requests
-from outpost.localstack import LocalStack
+from outpost.demo import origin_counters
+from outpost.localstack import free_port
 from outpost.urls import Payload, Resolve
+
+from .report import write_report
+from .stats import compare, run_result, summarise
+from .targets import TARGETS, LoadTestError, Target, open_target
 
 __all__ = [
     "FIRST_RUN",
@@ -44,9 +50,10 @@ __all__ = [
     "TIERS",
     "LoadTestError",
     "cache_status_tiers",
-    "percentile",
+    "cache_tiers",
     "read_run_file",
     "run_loadtest",
+    "x_cache_tiers",
 ]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -66,18 +73,23 @@ def read_run_file(path: str) -> tuple[int, float]:
         return 0, 0.0
 
 
-def cache_status_tiers(header: str | None) -> dict[str, str]:
+def _entries(header: str | list[str] | None) -> list[str]:
+    """A header's comma-separated entries; geventhttpclient gives a list for repeated lines."""
+    if not header:
+        return []
+    joined = header if isinstance(header, str) else ",".join(header)
+    return [entry.strip() for entry in joined.split(",") if entry.strip()]
+
+
+def cache_status_tiers(header: str | list[str] | None) -> dict[str, str]:
     """`{"node": "hit"|"miss", "site": …}` from a Cache-Status header (RFC 9211).
 
     The last entry is the cache nearest the client (the node proxy), the one before it the
     site proxy; an entry is a hit when it carries the bare `hit` parameter. A tier above a hit
     is not counted: that request never reached it.
     """
-    if not header:
-        return {}
-    entries = [entry.strip() for entry in header.split(",") if entry.strip()]
     result: dict[str, str] = {}
-    for tier, entry in zip(TIERS, reversed(entries), strict=False):
+    for tier, entry in zip(TIERS, reversed(_entries(header)), strict=False):
         params = [param.strip() for param in entry.split(";")[1:]]
         result[tier] = "hit" if "hit" in params else "miss"
         if result[tier] == "hit":
@@ -85,16 +97,22 @@ def cache_status_tiers(header: str | None) -> dict[str, str]:
     return result
 
 
-class LoadTestError(RuntimeError):
-    """The load test could not run to the end (Locust died, nodes never reported, …)."""
+def x_cache_tiers(header: str | list[str] | None) -> dict[str, str]:
+    """The same from squid's `X-Cache: HIT from <name>` lines (each squid appends its own, so
+    the last line is the node squid's)."""
+    result: dict[str, str] = {}
+    for tier, entry in zip(TIERS, reversed(_entries(header)), strict=False):
+        result[tier] = "hit" if entry.upper().startswith("HIT") else "miss"
+        if result[tier] == "hit":
+            break
+    return result
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile; 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+def cache_tiers(
+    cache_status: str | list[str] | None, x_cache: str | list[str] | None
+) -> dict[str, str]:
+    """Hits and misses by tier from whichever of the two headers the caches sent."""
+    return cache_status_tiers(cache_status) or x_cache_tiers(x_cache)
 
 
 def _read_lines(prefix: Path) -> list[dict[str, Any]]:
@@ -176,12 +194,6 @@ def _wait_until(check: Any, timeout: float, locust: _Locust, what: str) -> None:
         time.sleep(0.05)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _unique_urls(origin_url: str, globaltag: str, run: int) -> set[str]:
     """The resolve URL of the run and every payload URL it names (asked of the origin)."""
     query = Resolve(globaltag, run)
@@ -195,152 +207,158 @@ def run_loadtest(
     nodes: int = 2000,
     runs: int = 3,
     node_proxies: int = 4,
-    spawn_rate: int | None = None,
+    spawn_rate: int = 1000,
     processes: int = 2,
     *,
+    against: Sequence[str] = (),
     db: str | None = None,
     globaltag: str = DEFAULT_GLOBALTAG,
-    run_timeout: float = 120.0,
+    run_timeout: float = 300.0,
     spawn_timeout: float = 120.0,
     workdir: Path | None = None,
+    report_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Simulate `runs` run starts of `nodes` HLT nodes behind `node_proxies` node proxies,
-    the nodes run by `processes` Locust worker processes (1: one plain headless process)."""
-    if nodes < 1 or runs < 1 or node_proxies < 1 or processes < 1:
-        raise ValueError("nodes, runs, node_proxies and processes must be at least 1")
-    rate = spawn_rate or nodes
+    the nodes run by `processes` Locust worker processes (1: one plain headless process);
+    first against Outpost, then against each target named in `against`, back to back.
+
+    Returns Outpost's summary, with `against` (each peer's summary) and `comparison` when peers
+    ran; writes `summary.csv` and `loadtest.png` into `report_dir` when given.
+    """
+    if nodes < 1 or runs < 1 or node_proxies < 1 or processes < 1 or spawn_rate < 1:
+        raise ValueError("nodes, runs, node_proxies, processes and spawn_rate must be at least 1")
+    names = ["outpost", *dict.fromkeys(name for name in against if name != "outpost")]
+    for name in names:
+        if name not in TARGETS:
+            raise ValueError(f"unknown target {name!r}: expected one of {', '.join(TARGETS)}")
     work = workdir or Path(tempfile.mkdtemp(prefix="outpost-loadtest-"))
     work.mkdir(parents=True, exist_ok=True)
-    run_file, out, log = work / "run", work / "nodes.jsonl", work / "locust.log"
-    run_file.write_text(f"0 {time.time()}")
-    for stale in work.glob(out.name + ".*"):
-        stale.unlink()  # lines of an earlier load test in the same workdir
-    with LocalStack(nodes=node_proxies, db=db) as stack:
-        proxies = [tier.url for tier in stack.node_proxies]
+    summaries: dict[str, dict[str, Any]] = {}
+    timelines: dict[str, list[list[tuple[float, float, str]]]] = {}
+    for name in names:
+        with open_target(
+            name,
+            node_proxies=node_proxies,
+            db=db,
+            globaltag=globaltag,
+            work=work / name if len(names) > 1 else work,
+        ) as target:
+            storm = _Storm(
+                target,
+                nodes=nodes,
+                processes=processes,
+                spawn_rate=spawn_rate,
+                globaltag=globaltag,
+                run_timeout=run_timeout,
+                work=work / name if len(names) > 1 else work,
+            )
+            results, timelines[name] = storm.run(runs, spawn_timeout)
+        summaries[name] = summarise(
+            results, target=name, nodes=nodes, node_proxies=node_proxies, workdir=work
+        )
+    report = dict(summaries["outpost"])
+    if len(names) > 1:
+        report["against"] = {name: summaries[name] for name in names[1:]}
+        report["comparison"] = compare(summaries)
+    if report_dir is not None:
+        report["files"] = write_report(report_dir, summaries, timelines)
+    return report
+
+
+class _Storm:
+    """One target's load test: Locust started once, then one run after another."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        nodes: int,
+        processes: int,
+        spawn_rate: int,
+        globaltag: str,
+        run_timeout: float,
+        work: Path,
+    ) -> None:
+        self.target = target
+        self.nodes = nodes
+        self.processes = processes
+        self.spawn_rate = spawn_rate
+        self.globaltag = globaltag
+        self.run_timeout = run_timeout
+        self.run_file, self.out = work / "run", work / "nodes.jsonl"
+        self.work = work
+        self.locust = _Locust()
+
+    def run(
+        self, runs: int, spawn_timeout: float
+    ) -> tuple[list[dict[str, Any]], list[list[tuple[float, float, str]]]]:
+        self.run_file.write_text(f"0 {time.time()}")
+        for stale in self.work.glob(self.out.name + ".*"):
+            stale.unlink()  # lines of an earlier load test in the same workdir
+        try:
+            self._start_locust()
+            _wait_until(
+                lambda: (
+                    sum(1 for x in _read_lines(self.out) if x.get("event") == "ready") >= self.nodes
+                ),
+                spawn_timeout,
+                self.locust,
+                f"not all {self.nodes} users spawned",
+            )
+            done = [self._one_run(FIRST_RUN + i) for i in range(runs)]
+        finally:
+            self.locust.stop()
+        return [result for result, _ in done], [timeline for _, timeline in done]
+
+    def _start_locust(self) -> None:
+        urls = self.target.node_urls
         env = {
             **os.environ,
-            "OUTPOST_LOADTEST_NODES": ",".join(proxies),
-            "OUTPOST_LOADTEST_RUN_FILE": str(run_file),
-            "OUTPOST_LOADTEST_OUT": str(out),
-            "OUTPOST_LOADTEST_GLOBALTAG": globaltag,
+            "OUTPOST_LOADTEST_NODES": ",".join(urls),
+            "OUTPOST_LOADTEST_RUN_FILE": str(self.run_file),
+            "OUTPOST_LOADTEST_OUT": str(self.out),
+            "OUTPOST_LOADTEST_GLOBALTAG": self.globaltag,
+            "OUTPOST_LOADTEST_SOFT_REFRESH": "1" if self.target.soft_refresh else "0",
         }
-        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", proxies[0]]
+        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", urls[0]]
         base += ["--loglevel", "WARNING"]
-        head = ["--headless", "-u", str(nodes), "-r", str(rate), "--only-summary"]
-        head += ["--stop-timeout", "10"]
-        locust = _Locust()
-        try:
-            if processes == 1:
-                locust.start(base + head, log, env, work)
-            else:
-                port = str(_free_port())
-                master = ["--master", "--expect-workers", str(processes)]
-                master += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
-                locust.start(base + head + master, log, env, work)
-                worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", port]
-                for k in range(processes):
-                    locust.start(base + worker, work / f"locust-worker-{k + 1}.log", env, work)
-            _wait_until(
-                lambda: sum(1 for x in _read_lines(out) if x.get("event") == "ready") >= nodes,
-                spawn_timeout,
-                locust,
-                f"not all {nodes} users spawned",
-            )
-            results = [
-                _one_run(stack, FIRST_RUN + i, nodes, globaltag, run_file, out, locust, run_timeout)
-                for i in range(runs)
+        head = ["--headless", "-u", str(self.nodes), "-r", str(self.spawn_rate)]
+        head += ["--only-summary", "--stop-timeout", "10"]
+        log = self.work / "locust.log"
+        if self.processes == 1:
+            self.locust.start(base + head, log, env, self.work)
+            return
+        port = str(free_port())
+        master = ["--master", "--expect-workers", str(self.processes)]
+        master += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+        self.locust.start(base + head + master, log, env, self.work)
+        worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", port]
+        for k in range(self.processes):
+            log = self.work / f"locust-worker-{k + 1}.log"
+            self.locust.start(base + worker, log, env, self.work)
+
+    def _one_run(self, run: int) -> tuple[dict[str, Any], list[tuple[float, float, str]]]:
+        acked = self.target.before_run(run)
+        origin_url = self.target.origin_url
+        before = origin_counters(origin_url)
+        t0 = time.time()
+        tmp = self.run_file.with_suffix(".tmp")
+        tmp.write_text(f"{run} {t0}")
+        tmp.replace(self.run_file)  # atomic: a node never reads half a line
+
+        def reports() -> list[dict[str, Any]]:
+            return [
+                x for x in _read_lines(self.out) if x.get("event") == "run" and x.get("run") == run
             ]
-        finally:
-            locust.stop()
-    return _summary(results, nodes=nodes, node_proxies=node_proxies, workdir=work)
 
-
-def _one_run(
-    stack: LocalStack,
-    run: int,
-    nodes: int,
-    globaltag: str,
-    run_file: Path,
-    out: Path,
-    locust: _Locust,
-    timeout: float,
-) -> dict[str, Any]:
-    acked = flush(stack.site.url, run, stack.token)
-    if "error" in acked or acked.get("failed"):
-        raise LoadTestError(f"flush before run {run} was not acknowledged by all: {acked}")
-    before = origin_requests(stack.origin.url)
-    t0 = time.time()
-    tmp = run_file.with_suffix(".tmp")
-    tmp.write_text(f"{run} {t0}")
-    tmp.replace(run_file)  # atomic: a node never reads half a line
-
-    def reports() -> list[dict[str, Any]]:
-        return [x for x in _read_lines(out) if x.get("event") == "run" and x.get("run") == run]
-
-    _wait_until(
-        lambda: len(reports()) >= nodes, timeout, locust, f"not all nodes finished run {run}"
-    )
-    after = origin_requests(stack.origin.url)
-    lines = reports()
-    urls = _unique_urls(stack.origin.url, globaltag, run)
-    seconds = [line["seconds"] for line in lines]
-    cache: dict[str, dict[str, int]] = {}
-    for line in lines:
-        for tier, counts in line["cache"].items():
-            for outcome, n in counts.items():
-                tier_counts = cache.setdefault(tier, {"hit": 0, "miss": 0})
-                tier_counts[outcome] = tier_counts.get(outcome, 0) + n
-    origin = sum(after.values()) - sum(before.values())
-    return {
-        "run": run,
-        "flush_acked": acked.get("acked", 0),
-        "nodes_reported": len(lines),
-        "time_to_configure_s": max(line["finished_at"] for line in lines) - t0,
-        "node_seconds": seconds,
-        "node_p50_ms": percentile(seconds, 0.50) * 1000,
-        "node_p95_ms": percentile(seconds, 0.95) * 1000,
-        "node_p99_ms": percentile(seconds, 0.99) * 1000,
-        "failures": sum(line["failures"] for line in lines),
-        "requests": sum(line["requests"] for line in lines),
-        "verified_bodies": sum(line["verified"] for line in lines),
-        "payloads_per_node": max(line["payloads"] for line in lines),
-        "origin_requests": int(origin),
-        "origin_not_modified": int(after.get("304", 0) - before.get("304", 0)),
-        "unique_urls": len(urls),
-        "origin_requests_per_unique_url": origin / len(urls),
-        "cache": cache,
-    }
-
-
-def _summary(
-    results: list[dict[str, Any]], *, nodes: int, node_proxies: int, workdir: Path
-) -> dict[str, Any]:
-    seconds = [s for result in results for s in result.pop("node_seconds")]
-    cache: dict[str, dict[str, int]] = {}
-    for result in results:
-        for tier, counts in result["cache"].items():
-            total = cache.setdefault(tier, {"hit": 0, "miss": 0})
-            for outcome, n in counts.items():
-                total[outcome] = total.get(outcome, 0) + n
-    hit_ratio = {
-        tier: counts["hit"] / (counts["hit"] + counts["miss"])
-        for tier, counts in cache.items()
-        if counts["hit"] + counts["miss"]
-    }
-    return {
-        "nodes": nodes,
-        "node_proxies": node_proxies,
-        "runs": results,
-        "failures": sum(r["failures"] for r in results),
-        "requests": sum(r["requests"] for r in results),
-        "verified_bodies": sum(r["verified_bodies"] for r in results),
-        "origin_requests": sum(r["origin_requests"] for r in results),
-        "unique_urls": sum(r["unique_urls"] for r in results),
-        "time_to_configure_s": [r["time_to_configure_s"] for r in results],
-        "p50_ms": percentile(seconds, 0.50) * 1000,
-        "p95_ms": percentile(seconds, 0.95) * 1000,
-        "p99_ms": percentile(seconds, 0.99) * 1000,
-        "cache": cache,
-        "hit_ratio": hit_ratio,
-        "workdir": str(workdir),
-    }
+        _wait_until(
+            lambda: len(reports()) >= self.nodes,
+            self.run_timeout,
+            self.locust,
+            f"not all nodes finished run {run}",
+        )
+        after = origin_counters(origin_url)
+        lines = reports()
+        urls = _unique_urls(origin_url, self.globaltag, run)
+        timeline = [(e[0], e[1], e[2]) for line in lines for e in line["timeline"]]
+        return run_result(run, t0, acked, lines, before, after, len(urls)), timeline

@@ -19,24 +19,32 @@ from outpost.client import AsyncClient, ClientError
 from outpost.commands.runcontrol import flush
 from outpost.localstack import LocalStack
 
-__all__ = ["origin_requests", "run_demo"]
+__all__ = ["origin_counters", "origin_requests", "run_demo"]
 
 FIRST_RUN = 500
 
 
-def origin_requests(origin_url: str) -> dict[str, float]:
-    """GET requests the origin answered on its read routes, by status."""
+def origin_counters(origin_url: str) -> dict[str, dict[str, float]]:
+    """What the origin answered on its read routes so far: GET requests by status
+    (`requests`) and body bytes sent by route (`bytes`), from its Prometheus metrics."""
     text = httpx.get(f"{origin_url}/_outpost/metrics", timeout=10).text
-    counts: dict[str, float] = {}
+    requests: dict[str, float] = {}
+    sent: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "outpost_origin_requests":
-            continue
         for sample in family.samples:
             labels = sample.labels
-            read = labels.get("method") == "GET" and labels.get("route", "").startswith("/v1/")
-            if sample.name.endswith("_total") and read:
-                counts[labels["status"]] = counts.get(labels["status"], 0.0) + sample.value
-    return counts
+            if not sample.name.endswith("_total") or not labels.get("route", "").startswith("/v1/"):
+                continue
+            if family.name == "outpost_origin_requests" and labels.get("method") == "GET":
+                requests[labels["status"]] = requests.get(labels["status"], 0.0) + sample.value
+            elif family.name == "outpost_origin_response_bytes":
+                sent[labels["route"]] = sent.get(labels["route"], 0.0) + sample.value
+    return {"requests": requests, "bytes": sent}
+
+
+def origin_requests(origin_url: str) -> dict[str, float]:
+    """GET requests the origin answered on its read routes, by status."""
+    return origin_counters(origin_url)["requests"]
 
 
 def _percentile(values: list[float], fraction: float) -> float:

@@ -50,6 +50,7 @@ class LocalStack:
     """Start with `start()` (or use as a context manager); `tiers` in start order."""
 
     nodes: int = 4
+    proxies: bool = True  # False: the origin alone (peers such as squid go in front of it)
     db: str | None = None
     redis: str | None = None
     server: str = "uvicorn"
@@ -95,6 +96,8 @@ class LocalStack:
             origin_args.append("--sample")  # the sample data set on first start
         origin = self._spawn("origin", "origin", origin_args)
         self._wait(origin)
+        if not self.proxies:
+            return
         site_args = ["proxy", "--name", "site", "--upstream", origin.url, "--server", self.server]
         if self.redis:
             site_args += ["--redis", self.redis]
@@ -135,6 +138,11 @@ class LocalStack:
             "--port",
             str(port),
         ]
+        return self._start_process(name, role, command, url, log, env)
+
+    def _start_process(
+        self, name: str, role: str, command: list[str], url: str, log: Path, env: dict[str, str]
+    ) -> Tier:
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -143,14 +151,26 @@ class LocalStack:
         self.tiers.append(tier)
         return tier
 
-    def _wait(self, tier: Tier) -> None:
+    def add_peer(self, name: str, role: str, command: list[str], port: int) -> Tier:
+        """Start another server (squid, nginx) listening on 127.0.0.1:`port`, stopped with the
+        stack; returns once it answers any HTTP request."""
+        url = f"http://127.0.0.1:{port}"
+        tier = self._start_process(
+            name, role, command, url, self.state / f"{name}.log", dict(os.environ)
+        )
+        self._wait(tier, probe="/")
+        return tier
+
+    def _wait(self, tier: Tier, probe: str | None = None) -> None:
+        """Until `/_outpost/healthz` answers 200 (or `probe` answers at all)."""
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if tier.process.poll() is not None:
                 tail = tier.log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{tier.name} exited with {tier.process.returncode}:\n{tail}")
             try:
-                if httpx.get(f"{tier.url}/_outpost/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{tier.url}{probe or '/_outpost/healthz'}", timeout=1)
+                if probe or answer.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

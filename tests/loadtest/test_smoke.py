@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from loadtest.runner import cache_status_tiers, run_loadtest
+from loadtest.runner import cache_status_tiers, run_loadtest, x_cache_tiers
 
 NODES = 200
 RUNS = 2
@@ -30,6 +30,7 @@ def test_run_start_storm(sqlite_templates: dict[bool, Path], tmp_path: Path) -> 
         processes=PROCESSES,
         db=f"sqlite:///{db}",
         workdir=tmp_path / "lt",
+        report_dir=tmp_path / "report",
     )
 
     assert report["failures"] == 0
@@ -46,6 +47,14 @@ def test_run_start_storm(sqlite_templates: dict[bool, Path], tmp_path: Path) -> 
     assert report["requests"] == NODES * sum(r["unique_urls"] for r in report["runs"])
     assert report["origin_requests"] <= report["unique_urls"]
     assert report["cache"]["node"]["hit"] > 0
+    second = report["runs"][1]  # after a flush: the payloads are immutable, never re-sent
+    assert second["origin_payload_bytes"] == 0
+    assert 0 < second["request_p50_ms"] <= second["request_p99_ms"]
+    # the table and the plot are written
+    rows = (tmp_path / "report" / "summary.csv").read_text().splitlines()
+    assert rows[0].startswith("target,run,nodes,time_to_configure_s")
+    assert [row.split(",")[:2] for row in rows[1:]] == [["outpost", "500"], ["outpost", "501"]]
+    assert (tmp_path / "report" / "loadtest.png").read_bytes().startswith(b"\x89PNG")
     # every worker process ran users and wrote its own lines; node names are unique across them
     outs = sorted((tmp_path / "lt").glob("nodes.jsonl.*"))
     assert len(outs) == PROCESSES
@@ -61,3 +70,12 @@ def test_cache_status_tiers() -> None:
     assert cache_status_tiers(header) == {"node": "miss", "site": "hit"}
     assert cache_status_tiers("node-2; fwd=stale") == {"node": "miss"}
     assert cache_status_tiers(None) == {}
+
+
+def test_x_cache_tiers() -> None:
+    assert x_cache_tiers(["MISS from squid-site", "HIT from squid-node-1"]) == {"node": "hit"}
+    assert x_cache_tiers("HIT from squid-site, MISS from squid-node-2") == {
+        "node": "miss",
+        "site": "hit",
+    }
+    assert x_cache_tiers(None) == {}
