@@ -3,9 +3,10 @@
 Each `HLTNode` user is one farm node bound to one node proxy of the tree (round-robin over
 `OUTPOST_LOADTEST_NODES`, comma-separated URLs). Run control signals a run start by writing
 `"<run> <t0>"` (run number, wall-clock start) to the file named by `OUTPOST_LOADTEST_RUN_FILE`;
-every node polls it, and when the run changes it resolves the global tag for the run and fetches
-every payload it names, checking each body against its SHA-256. A wrong byte or a bad answer is
-a Locust failure, never a success.
+one greenlet per Locust process polls it and wakes that process's nodes (thousands of users
+polling a file themselves would take the CPU the storm needs). When the run changes each node
+resolves the global tag for the run and fetches every payload it names, checking each body
+against its SHA-256. A wrong byte or a bad answer is a Locust failure, never a success.
 
 When a node has finished a run it appends one JSON line to `<OUTPOST_LOADTEST_OUT>.<pid>`, a
 file of its own Locust process (a prefix, not a file name: with `--processes` or worker
@@ -16,11 +17,14 @@ start `t0`, `cache` counts hits and misses by tier (from `Cache-Status`, RFC 921
 is the node proxy, the one before it the site proxy; or from squid's `X-Cache` lines, in the same
 order) and `timeline` has one `[start, seconds, tier]` per request: when it started (seconds
 after `t0`), how long it took, and `"h"` if the node tier served it as a hit, `"m"` if not, `""`
-when no cache said. Each node also writes `{"event": "ready", "node"}` once spawned.
+when no cache said. Each node opens its connection when it is spawned (one GET of the global
+tag list), as a farm node that is up before the run has, and then writes
+`{"event": "ready", "node"}`; the connection stays open between runs (Outpost's proxies keep
+idle connections `keepalive_seconds`, squid 2 minutes, nginx here 5 minutes).
 Node names are `hlt-<pid>-<n>`: unique across Locust processes, which each count users from 1.
 
     OUTPOST_LOADTEST_GLOBALTAG     global tag to resolve (default OUTPOST_HLT_2026_V1)
-    OUTPOST_LOADTEST_POLL          seconds between polls of the run file (default 0.1)
+    OUTPOST_LOADTEST_POLL          seconds between polls of the run file (default 0.05)
     OUTPOST_LOADTEST_SOFT_REFRESH  "1": the resolve request of each run carries
                                    `Cache-Control: max-age=0` (frontier_client's soft refresh,
                                    how squid users make a cache revalidate: squid has no flush)
@@ -34,12 +38,14 @@ import os
 import time
 from typing import Any, Final
 
+import gevent
 import orjson
+from gevent.event import Event
 from locust import FastHttpUser, constant, task
 
 from loadtest.runner import TIERS, cache_tiers, read_run_file
 from outpost.client.answers import Unusable, decode_resolution
-from outpost.urls import Payload, Resolve
+from outpost.urls import GlobalTagList, Payload, Resolve
 
 __all__ = ["HLTNode"]
 
@@ -47,10 +53,39 @@ _NODES: Final = [url for url in os.environ.get("OUTPOST_LOADTEST_NODES", "").spl
 _RUN_FILE: Final = os.environ.get("OUTPOST_LOADTEST_RUN_FILE", "")
 _OUT: Final = os.environ.get("OUTPOST_LOADTEST_OUT", "")
 _GLOBALTAG: Final = os.environ.get("OUTPOST_LOADTEST_GLOBALTAG", "OUTPOST_HLT_2026_V1")
-_POLL: Final = float(os.environ.get("OUTPOST_LOADTEST_POLL", "0.1"))
+_POLL: Final = float(os.environ.get("OUTPOST_LOADTEST_POLL", "0.05"))
 _SOFT_REFRESH: Final = os.environ.get("OUTPOST_LOADTEST_SOFT_REFRESH") == "1"
 _RESOLVE_HEADERS: Final = {"Cache-Control": "max-age=0"} if _SOFT_REFRESH else None
 _next_index = itertools.count()
+
+
+class _RunSignal:
+    """The run file as this process's nodes see it: one poller greenlet, an event per change."""
+
+    def __init__(self) -> None:
+        self.current = read_run_file(_RUN_FILE)
+        self.changed = Event()
+        self.poller: gevent.Greenlet[Any] | None = None
+
+    def _poll(self) -> None:
+        while True:
+            gevent.sleep(_POLL)
+            now = read_run_file(_RUN_FILE)
+            if now[0] and now != self.current:
+                self.current, changed = now, self.changed
+                self.changed = Event()
+                changed.set()
+
+    def wait(self, last_run: int, timeout: float) -> tuple[int, float]:
+        """The current (run, t0), once it differs from `last_run` or after `timeout` seconds."""
+        if self.poller is None:
+            self.poller = gevent.spawn(self._poll)
+        if self.current[0] == last_run:
+            self.changed.wait(timeout)
+        return self.current
+
+
+_RUNS: Final = _RunSignal()
 
 
 def _append(line: dict[str, Any]) -> None:
@@ -67,7 +102,7 @@ def _append(line: dict[str, Any]) -> None:
 class HLTNode(FastHttpUser):
     """One farm node: configures itself at every run start through its node proxy."""
 
-    wait_time = constant(_POLL)  # between polls of the run file (a cooperative gevent sleep)
+    wait_time = constant(0)  # the task itself blocks until the next run starts
     host = _NODES[0] if _NODES else None
 
     def __init__(self, environment: Any) -> None:
@@ -79,12 +114,18 @@ class HLTNode(FastHttpUser):
         self.last_run = 0
 
     def on_start(self) -> None:
-        self.last_run, _ = read_run_file(_RUN_FILE)
+        self.last_run, _ = _RUNS.current
+        # Open this node's connection now, as a farm node that is up before the run starts
+        # has; otherwise thousands of TCP handshakes land in the first second of the storm.
+        with self.client.get(
+            GlobalTagList().url(), name="connect", catch_response=True
+        ) as response:
+            response.success()  # any answer will do: only the connection matters
         _append({"event": "ready", "node": self.name})
 
     @task
     def wait_for_run(self) -> None:
-        run, t0 = read_run_file(_RUN_FILE)
+        run, t0 = _RUNS.wait(self.last_run, timeout=1.0)
         if run == self.last_run:
             return
         self.last_run = run

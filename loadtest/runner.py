@@ -115,16 +115,40 @@ def cache_tiers(
     return cache_status_tiers(cache_status) or x_cache_tiers(x_cache)
 
 
-def _read_lines(prefix: Path) -> list[dict[str, Any]]:
-    """Every JSON line of every Locust process's `<prefix>.<pid>` file (a line being written
-    at this moment is skipped: it does not parse yet)."""
-    lines = []
-    for path in sorted(prefix.parent.glob(prefix.name + ".*")):
-        with contextlib.suppress(OSError):
-            for raw in path.read_bytes().splitlines():
+class _NodeLines:
+    """The JSON lines of every Locust process's `<prefix>.<pid>` file, read incrementally:
+    each poll parses only what was appended since the last one (a line still being written
+    waits for its newline), so watching thousands of nodes costs the storm no CPU to speak of."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.prefix = prefix
+        self.offsets: dict[Path, int] = {}
+        self.ready = 0
+        self.runs: dict[int, list[dict[str, Any]]] = {}
+
+    def poll(self) -> None:
+        for path in sorted(self.prefix.parent.glob(self.prefix.name + ".*")):
+            offset = self.offsets.get(path, 0)
+            try:
+                with path.open("rb") as lines:
+                    lines.seek(offset)
+                    chunk = lines.read()
+            except OSError:
+                continue
+            complete = chunk.rfind(b"\n") + 1
+            self.offsets[path] = offset + complete
+            for raw in chunk[:complete].splitlines():
                 with contextlib.suppress(orjson.JSONDecodeError):
-                    lines.append(orjson.loads(raw))
-    return lines
+                    self._add(orjson.loads(raw))
+
+    def _add(self, line: dict[str, Any]) -> None:
+        if line.get("event") == "ready":
+            self.ready += 1
+        elif line.get("event") == "run":
+            self.runs.setdefault(line["run"], []).append(line)
+
+    def reports(self, run: int) -> list[dict[str, Any]]:
+        return self.runs.get(run, [])
 
 
 def _tail(path: Path) -> str:
@@ -191,7 +215,7 @@ def _wait_until(check: Any, timeout: float, locust: _Locust, what: str) -> None:
         locust.check()
         if time.monotonic() > deadline:
             raise LoadTestError(f"{what} within {timeout} s\n{locust.tails()}")
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def _unique_urls(origin_url: str, globaltag: str, run: int) -> set[str]:
@@ -211,6 +235,7 @@ def run_loadtest(
     processes: int = 2,
     *,
     against: Sequence[str] = (),
+    proxy_server: str = "granian",
     db: str | None = None,
     globaltag: str = DEFAULT_GLOBALTAG,
     run_timeout: float = 300.0,
@@ -239,6 +264,7 @@ def run_loadtest(
         with open_target(
             name,
             node_proxies=node_proxies,
+            proxy_server=proxy_server,
             db=db,
             globaltag=globaltag,
             work=work / name if len(names) > 1 else work,
@@ -288,6 +314,7 @@ class _Storm:
         self.run_file, self.out = work / "run", work / "nodes.jsonl"
         self.work = work
         self.locust = _Locust()
+        self.lines = _NodeLines(self.out)
 
     def run(
         self, runs: int, spawn_timeout: float
@@ -298,9 +325,7 @@ class _Storm:
         try:
             self._start_locust()
             _wait_until(
-                lambda: (
-                    sum(1 for x in _read_lines(self.out) if x.get("event") == "ready") >= self.nodes
-                ),
+                self._all_ready,
                 spawn_timeout,
                 self.locust,
                 f"not all {self.nodes} users spawned",
@@ -309,6 +334,10 @@ class _Storm:
         finally:
             self.locust.stop()
         return [result for result, _ in done], [timeline for _, timeline in done]
+
+    def _all_ready(self) -> bool:
+        self.lines.poll()
+        return self.lines.ready >= self.nodes
 
     def _start_locust(self) -> None:
         urls = self.target.node_urls
@@ -347,9 +376,8 @@ class _Storm:
         tmp.replace(self.run_file)  # atomic: a node never reads half a line
 
         def reports() -> list[dict[str, Any]]:
-            return [
-                x for x in _read_lines(self.out) if x.get("event") == "run" and x.get("run") == run
-            ]
+            self.lines.poll()
+            return self.lines.reports(run)
 
         _wait_until(
             lambda: len(reports()) >= self.nodes,

@@ -63,7 +63,13 @@ class Target:
 
 @contextmanager
 def open_target(
-    name: str, *, node_proxies: int, db: str | None, globaltag: str, work: Path
+    name: str,
+    *,
+    node_proxies: int,
+    db: str | None,
+    globaltag: str,
+    work: Path,
+    proxy_server: str = "granian",
 ) -> Iterator[Target]:
     """Start target `name` (see TARGETS) on loopback; everything stops when the block ends."""
     if name not in TARGETS:

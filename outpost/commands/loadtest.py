@@ -25,6 +25,7 @@ import orjson
 from rich.table import Table
 
 from outpost.commands.runcontrol import make_console
+from proxy.settings import SERVERS
 
 __all__ = ["add_parser"]
 
@@ -58,6 +59,12 @@ def add_parser(commands: Any) -> None:
         default=Path("loadtest-report"),
         help="where summary.csv and loadtest.png go (./loadtest-report)",
     )
+    parser.add_argument(
+        "--proxy-server",
+        choices=SERVERS,
+        default="granian",
+        help="HTTP server under Outpost's proxies (granian, the faster; or uvicorn)",
+    )
     parser.add_argument("--db", help="database URL (default sqlite:///./outpost.sqlite)")
     parser.add_argument("--globaltag", default="OUTPOST_HLT_2026_V1", help="global tag to fetch")
     parser.add_argument("--run-timeout", type=float, default=300.0, help="seconds per run")
@@ -78,6 +85,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         spawn_rate=args.spawn_rate,
         processes=args.processes,
         against=against,
+        proxy_server=args.proxy_server,
         db=args.db,
         globaltag=args.globaltag,
         run_timeout=args.run_timeout,
