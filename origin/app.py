@@ -26,6 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from origin.api import Api
 from origin.auth import TokenBook
 from origin.db import Engines, create_engines
+from origin.frontier.endpoint import FrontierEndpoint
+from origin.frontier.params import is_frontier_path
+from origin.frontier.run import FrontierDatabase
 from origin.metrics import OriginMetrics, route_label
 from origin.query.table import DEFAULT_TABLES, default_table_access
 from origin.query.ttl import TTLPolicy
@@ -64,24 +67,36 @@ def create_app(
         settings.db, statement_timeout_ms=settings.statement_timeout_ms
     )
     metrics = OriginMetrics()
+    access = default_table_access(
+        settings.query_tables,
+        _reflect_extra(engines, settings.query_tables),
+        settings.query_max_rows,
+    )
+    ttl = TTLPolicy(
+        settings.ttl_short_seconds, settings.ttl_long_seconds, settings.snapshot_settle_seconds
+    )
     api = Api(
-        reads=Reads(
-            engines.reader,
-            default_table_access(
-                settings.query_tables,
-                _reflect_extra(engines, settings.query_tables),
-                settings.query_max_rows,
-            ),
-        ),
+        reads=Reads(engines.reader, access),
         writes=Writes(engines.writer, clock),
         tokens=TokenBook.from_file(settings.tokens_file),
-        ttl=TTLPolicy(
-            settings.ttl_short_seconds, settings.ttl_long_seconds, settings.snapshot_settle_seconds
-        ),
+        ttl=ttl,
         metrics=metrics,
         clock=clock,
         gzip_min_bytes=settings.gzip_min_bytes,
         max_body_bytes=settings.max_body_bytes,
+    )
+
+    frontier = FrontierEndpoint(
+        FrontierDatabase(
+            engines.reader,
+            access,
+            max_bytes=settings.frontier_max_bytes,
+            statement_timeout_ms=settings.statement_timeout_ms,
+        ),
+        ttl=ttl,
+        clock=clock,
+        metrics=metrics,
+        require_id=settings.frontier_require_id,
     )
 
     async def healthz(request: Request) -> Response:
@@ -107,6 +122,9 @@ def create_app(
         Route("/v1/{rest:path}", api.read, methods=["GET", "HEAD"]),
         Route("/_outpost/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/_outpost/metrics", metrics_endpoint, methods=["GET"]),
+        # Frontier (frontier_client, fnget.py) under any servlet name, path or query form
+        Route("/{servlet}/Frontier", frontier.handle, methods=["GET", "HEAD"]),
+        Route("/{servlet}/Frontier/{params:path}", frontier.handle, methods=["GET", "HEAD"]),
     ]
     app = Starlette(
         routes=routes,
@@ -118,7 +136,12 @@ def create_app(
             Exception: _unexpected_error,
         },
     )
-    app.add_middleware(Guard, max_url_bytes=settings.max_url_bytes, metrics=metrics)
+    app.add_middleware(
+        Guard,
+        max_url_bytes=settings.max_url_bytes,
+        frontier_max_url_bytes=settings.frontier_max_url_bytes,
+        metrics=metrics,
+    )
     return app
 
 
@@ -183,11 +206,22 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 
 class Guard:
-    """Pure ASGI: refuse oversized URLs up front, count answers by route, method and status."""
+    """Pure ASGI: refuse oversized URLs up front, count answers by route, method and status.
 
-    def __init__(self, app: ASGIApp, *, max_url_bytes: int, metrics: OriginMetrics) -> None:
+    Frontier URLs carry compressed SQL and have their own, larger limit.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_url_bytes: int,
+        metrics: OriginMetrics,
+        frontier_max_url_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_url_bytes = max_url_bytes
+        self.frontier_max_url_bytes = frontier_max_url_bytes or max_url_bytes
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -197,8 +231,10 @@ class Guard:
         route = route_label(scope["path"])
         method = scope["method"] if scope["method"] in ("GET", "HEAD", "POST", "PUT") else "other"
         size = len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"])
-        if size > self.max_url_bytes:
-            error = URITooLong(f"URL is {size} bytes", accepted=f"<= {self.max_url_bytes} bytes")
+        frontier = is_frontier_path(scope["path"])
+        limit = self.frontier_max_url_bytes if frontier else self.max_url_bytes
+        if size > limit:
+            error = URITooLong(f"URL is {size} bytes", accepted=f"<= {limit} bytes")
             self.metrics.requests.labels(route, method, "414").inc()
             await error_response(error)(scope, receive, send)
             return

@@ -31,6 +31,8 @@ def route_label(path: str) -> str:
         return f"/v1/{parts[2]}"
     if path in ("/_outpost/healthz", "/_outpost/metrics"):
         return path
+    if len(parts) >= 3 and parts[1] and parts[2] == "Frontier":
+        return "/Frontier"  # any servlet name: one label
     return "other"
 
 

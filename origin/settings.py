@@ -27,6 +27,9 @@ class OriginSettings:
     query_max_rows: int = 10_000
     statement_timeout_ms: int = 30_000
     workers: int = 1
+    frontier_require_id: bool = False  # refuse Frontier requests without X-Frontier-Id
+    frontier_max_url_bytes: int = 64 * 1024  # squid's default request-line limit
+    frontier_max_bytes: int = 128 * 1024 * 1024  # largest row stream of one Frontier payload
 
     def __post_init__(self) -> None:
         positive = (
@@ -38,6 +41,8 @@ class OriginSettings:
             "query_max_rows",
             "statement_timeout_ms",
             "workers",
+            "frontier_max_url_bytes",
+            "frontier_max_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -229,7 +229,7 @@ async def _warm_urls(app: ProxyApp, document: dict[str, Any]) -> list[str]:
 
 async def _fetch(app: ProxyApp, url: str, coding: bytes = b"identity") -> Any:
     path, _, query = url.partition("?")
-    key = primary_key(path, query)
+    key = primary_key(path, query, path)  # warm URLs are given raw, as a client sends them
     target = key if key.startswith("/v1/") else url
     request = Request("GET", target, path, key, [(b"accept-encoding", coding)], CacheControl())
     outcome, _ = await app.engine.resolve(request)

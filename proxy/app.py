@@ -1,32 +1,41 @@
 """The proxy's ASGI app: a raw ASGI hot path for cached GETs, starlette for `/_outpost/*`.
 
-A hit costs a key lookup (memoised from the raw request target), one dictionary read, a
-freshness comparison and two `send`s; everything else goes through the engine. The lifespan
-owns the upstream HTTP client, the Redis connection and the heartbeat to the parent.
+A hit costs the gate (client network and, in forward mode, destination: memoised), a key
+lookup (memoised from the raw request target), one dictionary read, a freshness comparison and
+two `send`s; everything else goes through the engine. The lifespan owns the upstream HTTP client,
+the Redis connection and the heartbeat to the parent.
+
+Every answer carries Content-Length, or has no body by definition (304, 204, HEAD): HTTP/1.0
+clients (frontier_client) cannot read chunked bodies. The one answer whose length is not known
+up front, an object over max_object_bytes that an upstream sends without Content-Length, is
+streamed to HTTP/1.1 clients and spooled to a temporary file first for HTTP/1.0 clients.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from outpost.errors import OutpostError, PayloadTooLarge
+from outpost.errors import BadGateway, OutpostError, PayloadTooLarge
 from proxy.admin import admin_routes
-from proxy.core.directives import CacheControl, parse_cache_control
+from proxy.core.directives import CacheControl, parse_cache_control, request_cache_control
 from proxy.core.entry import Entry
 from proxy.core.epochs import EPOCH_HEADER
-from proxy.core.headers import end_to_end, with_via
+from proxy.core.frontier import is_frontier_path
+from proxy.core.headers import end_to_end, get_first, with_via
 from proxy.core.keys import primary_key
 from proxy.core.serving import hit_headers, prepare
 from proxy.core.status import cache_status
 from proxy.core.validators import not_modified
 from proxy.engine import Engine, Outcome, Request
 from proxy.epoch import EpochState
+from proxy.gate import Gate
 from proxy.metrics import ProxyMetrics
 from proxy.settings import ProxySettings
 from proxy.storage.base import Stored
@@ -34,12 +43,14 @@ from proxy.storage.memory import MemoryStore
 from proxy.storage.redis import RedisStore
 from proxy.storage.tiered import TieredStore
 from proxy.tree import FanOut, Registry, heartbeat
-from proxy.upstream import AllUpstreamsFailed, Upstreams
+from proxy.upstream import AllUpstreamsFailed, UpstreamResponse, Upstreams
 
 __all__ = ["ProxyApp", "create_app", "system_clock"]
 
 log = logging.getLogger("outpost.proxy")
 KEY_MEMO_LIMIT = 100_000
+SPOOL_CHUNK = 1024 * 1024
+HTTP_1_0 = frozenset({"1.0", "1", "0.9"})  # granian reports HTTP/1.0 as "1"
 STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: upstreams failed
 _NO_CACHE = CacheControl()
 _SPECIAL = frozenset(
@@ -121,7 +132,11 @@ class ProxyApp:
             timeout=settings.flush_timeout_seconds,
         )
         self.admin = admin_routes(self)
+        self.gate = Gate(settings)
         self._keys: dict[bytes, str] = {}
+        # Cache-Control values that cannot turn a fresh entry away (frontier_client's
+        # `max-stale=1` on every request): such requests keep the hot path.
+        self._harmless: dict[bytes, bool] = {}
         self._exit: contextlib.AsyncExitStack | None = None
 
     def _prepare(self, value: Stored) -> Stored:
@@ -133,7 +148,15 @@ class ProxyApp:
         if scope["type"] == "http":
             if scope["path"].startswith("/_outpost/"):
                 await self.admin(scope, receive, send)
-            elif scope["method"] in ("GET", "HEAD"):
+                return
+            if self.gate.needs_check(scope):
+                admitted = self.gate.admit(scope)
+                if isinstance(admitted, OutpostError):
+                    status = cache_status(self.name, detail="refused")
+                    await self._send_error(send, admitted, status)
+                    return
+                scope = admitted
+            if scope["method"] in ("GET", "HEAD"):
                 await self.read(scope, send)
             else:
                 await self.pass_through(scope, receive, send)
@@ -195,11 +218,29 @@ class ProxyApp:
         target = raw + b"?" + scope["query_string"]
         key = self._keys.get(target)
         if key is None:
-            key = primary_key(scope["path"], scope["query_string"].decode("latin-1"))
+            query = scope["query_string"].decode("latin-1")
+            key = primary_key(scope["path"], query, raw.decode("latin-1"))
             if len(self._keys) >= KEY_MEMO_LIMIT:
                 self._keys.clear()
             self._keys[target] = key
         return key
+
+    def _plain(self, special: list[tuple[bytes, bytes]]) -> bool:
+        """Whether the request's special fields are only Cache-Control values that leave a
+        fresh entry servable (`max-stale`, `only-if-cached`, extensions)."""
+        for name, value in special:
+            if name != b"cache-control":
+                return False
+            plain = self._harmless.get(value)
+            if plain is None:
+                cc = parse_cache_control(value)
+                plain = cc == CacheControl(max_stale=cc.max_stale, only_if_cached=cc.only_if_cached)
+                if len(self._harmless) >= KEY_MEMO_LIMIT:
+                    self._harmless.clear()
+                self._harmless[value] = plain
+            if not plain:
+                return False
+        return True
 
     async def read(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
@@ -207,7 +248,7 @@ class ProxyApp:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         special = [(k, v) for k, v in headers if k in _SPECIAL]
         now = self.clock()
-        if not special:  # the hot path: a plain GET of a fresh entry
+        if not special or self._plain(special):  # the hot path: a plain GET of a fresh entry
             entry = self.l1.peek(key)
             epoch = self.epoch.value
             if (
@@ -232,7 +273,7 @@ class ProxyApp:
             path=scope["path"],
             key=key,
             headers=headers,
-            cache_control=_request_cache_control(special),
+            cache_control=_request_cache_control(special, frontier=is_frontier_path(key)),
         )
         outcome, cached = await self.engine.resolve(request)
         await self._serve(send, scope, request, outcome, cached, special)
@@ -263,7 +304,7 @@ class ProxyApp:
             ims = next((v for k, v in special if k == b"if-modified-since"), None)
             if (inm or ims) and not_modified(entry, inm, ims):
                 start = {"type": "http.response.start", "status": 304}
-                await send({**start, "headers": _no_body_headers(headers)})
+                await send({**start, "headers": _no_body_headers(headers, _http_1_0(scope))})
                 await send({"type": "http.response.body", "body": b""})
                 return
             body = b"" if request.method == "HEAD" else entry.body
@@ -274,12 +315,12 @@ class ProxyApp:
             await self._forward(scope, send, "GET", request.headers, None)
             return
         if outcome.response is not None:
-            await self._send_upstream(send, request, outcome, status)
+            await self._send_upstream(send, request, outcome, status, _http_1_0(scope))
             return
         await self._send_error(send, outcome.error or OutpostError("no answer"), status)
 
     async def _send_upstream(
-        self, send: Send, request: Request, outcome: Outcome, status: bytes
+        self, send: Send, request: Request, outcome: Outcome, status: bytes, http_1_0: bool
     ) -> None:
         response = outcome.response
         assert response is not None
@@ -287,15 +328,22 @@ class ProxyApp:
         headers = with_via(headers, self.name)
         headers.append((b"cache-status", status))
         headers.append((EPOCH_HEADER, str(self.epoch.value).encode()))
-        if response.rest is None:
-            headers = [(k, v) for k, v in headers if k != b"content-length"]
-            headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if request.method == "HEAD":
-            await send({"type": "http.response.body", "body": b""})
+        bodiless = response.status in (204, 304) or response.status < 200
+        if bodiless:  # RFC 9110 §8.6; a server would wait for the length's worth of body
+            headers = _no_body_headers(headers, http_1_0)
+        elif response.rest is None:
+            if request.method != "HEAD" or response.body:  # a forwarded HEAD's is the GET's
+                headers = [(k, v) for k, v in headers if k != b"content-length"]
+                headers.append((b"content-length", str(len(response.body)).encode()))
+        elif http_1_0 and request.method != "HEAD" and not get_first(headers, b"content-length"):
+            await self._send_spooled(send, response, headers)  # HTTP/1.0 has no chunked coding
             return
-        if response.rest is None:
-            await send({"type": "http.response.body", "body": response.body})
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if request.method == "HEAD" or bodiless or response.rest is None:
+            empty = bodiless or request.method == "HEAD"
+            await send({"type": "http.response.body", "body": b"" if empty else response.body})
+            if response.rest is not None and response.close is not None:
+                await response.close()  # type: ignore[misc]
             return
         await send({"type": "http.response.body", "body": response.body, "more_body": True})
         try:
@@ -305,6 +353,35 @@ class ProxyApp:
             if response.close is not None:
                 await response.close()  # type: ignore[misc]
         await send({"type": "http.response.body", "body": b""})
+
+    async def _send_spooled(
+        self, send: Send, response: UpstreamResponse, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        """An over-sized answer of unknown length for an HTTP/1.0 client: read it whole into a
+        temporary file, then send it with its Content-Length (or 502 if the upstream broke)."""
+        assert response.rest is not None
+        with tempfile.TemporaryFile(prefix="outpost-proxy-") as spool:
+            spool.write(response.body)
+            size = len(response.body)
+            try:
+                async for chunk in response.rest:
+                    spool.write(chunk)
+                    size += len(chunk)
+            except (httpx.HTTPError, OSError) as exc:
+                detail = f"{response.upstream} broke off after {size} bytes: {type(exc).__name__}"
+                error = BadGateway(detail, accepted=[{"upstream": response.upstream}])
+                await self._send_error(send, error, cache_status(self.name, fwd="miss"))
+                return
+            finally:
+                if response.close is not None:
+                    await response.close()  # type: ignore[misc]
+            headers.append((b"content-length", str(size).encode()))
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": headers})
+            spool.seek(0)
+            while chunk := spool.read(SPOOL_CHUNK):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
 
     async def _send_error(self, send: Send, error: OutpostError, status: bytes) -> None:
         body = error.body()
@@ -354,8 +431,11 @@ class ProxyApp:
             await self._send_error(send, error, status)
             return None
         self.epoch.adopt(response.epoch)
-        request = Request(method, _raw_target(scope), scope["path"], "", headers, _NO_CACHE)
-        await self._send_upstream(send, request, Outcome(response=response, fwd="bypass"), status)
+        # answered as the client asked: a HEAD that was fetched as a GET gets no body
+        target = _raw_target(scope)
+        request = Request(scope["method"], target, scope["path"], "", headers, _NO_CACHE)
+        outcome = Outcome(response=response, fwd="bypass")
+        await self._send_upstream(send, request, outcome, status, _http_1_0(scope))
         self.tally.count("pass", 0.0, len(response.body))
         return response.status
 
@@ -366,18 +446,29 @@ def _raw_target(scope: Scope) -> str:
     return f"{raw}?{query}" if query else raw
 
 
-def _request_cache_control(special: list[tuple[bytes, bytes]]) -> CacheControl:
+def _request_cache_control(special: list[tuple[bytes, bytes]], *, frontier: bool) -> CacheControl:
+    """RFC 9111 §5.4: Pragma only without Cache-Control, except for Frontier URLs (whose
+    clients send `Pragma: no-cache` next to `Cache-Control: max-stale=1`, as squid allows)."""
     values = [v for k, v in special if k == b"cache-control"]
-    if values:
-        return parse_cache_control(*values)
-    if any(k == b"pragma" and b"no-cache" in v.lower() for k, v in special):
-        return CacheControl(no_cache=True)  # RFC 9111 §5.4: Pragma only without Cache-Control
-    return _NO_CACHE
+    pragma = [v for k, v in special if k == b"pragma"]
+    if not values and not pragma:
+        return _NO_CACHE
+    return request_cache_control(values, pragma, pragma_always=frontier)
 
 
-def _no_body_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _http_1_0(scope: Scope) -> bool:
+    return scope.get("http_version") in HTTP_1_0
+
+
+def _no_body_headers(
+    headers: list[tuple[bytes, bytes]], http_1_0: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """Headers of a 304 (or 204): no body, so no Content-Length (RFC 9110 §8.6; granian drops
+    it anyway); an HTTP/1.0 client also gets `Connection: close`, so no server leaves it
+    waiting on an open connection for a body length it was never told."""
     dropped = (b"content-length", b"content-type", b"content-encoding")
-    return [(k, v) for k, v in headers if k not in dropped]
+    kept = [(k, v) for k, v in headers if k not in dropped]
+    return [*kept, (b"connection", b"close")] if http_1_0 else kept
 
 
 def _result(outcome: Outcome, cached: bool) -> str:

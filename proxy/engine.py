@@ -262,9 +262,12 @@ class Engine:
         headers = end_to_end(request.headers, drop=_NOT_FORWARDED)
         accept = b",".join(get_all(request.headers, b"accept-encoding")).decode("latin-1")
         headers.append((b"accept-encoding", b"gzip" if accepts_gzip(accept) else b"identity"))
-        if fwd == "request":  # the client asked for end-to-end validation: pass it on
+        asked = request.cache_control
+        if fwd == "request" or asked.no_cache or asked.max_age == 0:
+            # the client asked for end-to-end validation (max-age=0, the soft refresh) or a
+            # reload (no-cache, the hard refresh): pass it on, so every tier above does the same
             headers.extend((k, v) for k, v in request.headers if k in (b"cache-control", b"pragma"))
-        if entry is not None:
+        if entry is not None and not asked.no_cache:  # a reload fetches the whole answer again
             if entry.etag is not None:
                 headers.append((b"if-none-match", entry.etag))
             if entry.last_modified is not None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from outpost.config import SettingsError
 from outpost.urls import is_plain_name
+from proxy.core.clients import DEFAULT_CLIENT_NETWORKS, ClientNetworks
+from proxy.core.forward import Destinations
 
 __all__ = ["SERVERS", "ProxySettings", "with_run_control_token"]
 
@@ -48,6 +50,14 @@ class ProxySettings:
     server: str = "uvicorn"
     state_dir: Path | None = None
     max_request_body_bytes: int = 64 * 1024 * 1024 + 65_536
+    # Idle client connections stay open this long (squid's client_idle_pconn_timeout is 2 min):
+    # farm nodes keep theirs from one run to the next instead of reconnecting all at once.
+    keepalive_seconds: int = 120
+    # Forward-proxy mode (frontier-squid's RESTRICT_DEST): host or host:port patterns of the
+    # destinations absolute-form requests may name; empty: forward mode off.
+    forward_destinations: tuple[str, ...] = ()
+    # Who may use the cache (frontier-squid's NET_LOCAL); /_outpost/* is not subject to it.
+    client_networks: tuple[str, ...] = DEFAULT_CLIENT_NETWORKS
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -68,9 +78,28 @@ class ProxySettings:
             raise SettingsError(f"proxy.server={self.server!r}: expected one of {SERVERS}")
         if self.workers > 1 and self.state_dir is None:
             raise SettingsError("proxy.workers > 1 needs proxy.state_dir (shared epoch, children)")
-        for name in ("cache_size", "max_object_bytes", "flush_concurrency", "heartbeat_seconds"):
+        for name in (
+            "cache_size",
+            "max_object_bytes",
+            "flush_concurrency",
+            "heartbeat_seconds",
+            "keepalive_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")
+        try:
+            Destinations(self.forward_destinations)
+        except ValueError as exc:
+            raise SettingsError(f"proxy.forward_destinations: {exc}") from None
+        if not self.client_networks:
+            raise SettingsError(
+                "proxy.client_networks is empty: no client could use the cache (0.0.0.0/0 and "
+                "::/0 admit every client)"
+            )
+        try:
+            ClientNetworks(self.client_networks)
+        except ValueError as exc:
+            raise SettingsError(f"proxy.client_networks: {exc}") from None
 
     @property
     def url(self) -> str:

@@ -112,6 +112,7 @@ def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True)
     """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server."""
     import uvicorn
 
+    keepalive = getattr(settings, "keepalive_seconds", 5)  # the origin keeps uvicorn's default
     factory = isinstance(app, str)
     uvicorn.run(
         app,
@@ -122,6 +123,7 @@ def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True)
         log_level=log_level,
         access_log=log_level in ("debug", "info"),
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=keepalive,
         server_header=own_headers,
         date_header=own_headers,
         proxy_headers=own_headers,  # a proxy does not rewrite client addresses from headers
@@ -132,6 +134,7 @@ def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True)
 def _serve_granian(factory: str, settings: Any, log_level: str) -> int:
     """Run on granian (Rust HTTP/1.1 server, same ASGI app); workers rebuild from the env."""
     from granian import Granian
+    from granian.http import HTTP1Settings
 
     levels = {"debug", "info", "warning", "error", "critical"}
     Granian(
@@ -143,6 +146,8 @@ def _serve_granian(factory: str, settings: Any, log_level: str) -> int:
         factory=True,
         websockets=False,
         backlog=2048,
+        # hyper's header-read timeout is what closes an idle keep-alive connection
+        http1_settings=HTTP1Settings(header_read_timeout=settings.keepalive_seconds * 1000),
         log_level=log_level if log_level in levels else "warning",  # type: ignore[arg-type]
         log_access=log_level == "debug",
     ).serve()

@@ -7,9 +7,9 @@ for lifetimes, but `no-store`, `no-cache` and `private` hold whatever follows th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["CacheControl", "parse_cache_control"]
+__all__ = ["CacheControl", "parse_cache_control", "request_cache_control"]
 
 _MAX_DELTA = 2**31  # RFC 9111 §1.2.2: treat larger delta-seconds as this
 
@@ -75,6 +75,24 @@ def parse_cache_control(*values: str | bytes | None) -> CacheControl:
         min_fresh=_seconds(found.get("min-fresh")),
         only_if_cached="only-if-cached" in found,
     )
+
+
+def request_cache_control(
+    cache_control: list[bytes], pragma: list[bytes], *, pragma_always: bool = False
+) -> CacheControl:
+    """A request's directives from its Cache-Control and Pragma field values.
+
+    `Pragma: no-cache` counts only without Cache-Control (RFC 9111 §5.4), unless `pragma_always`
+    (Frontier clients: their hard refresh is `Pragma: no-cache` next to `Cache-Control:
+    max-stale=1`, and squid honours it).
+    """
+    no_cache = any(b"no-cache" in value.lower() for value in pragma)
+    if not cache_control:
+        return CacheControl(no_cache=True) if no_cache else CacheControl()
+    parsed = parse_cache_control(*cache_control)
+    if no_cache and pragma_always and not parsed.no_cache:
+        return replace(parsed, no_cache=True)
+    return parsed
 
 
 def _split(text: str) -> list[str]:

@@ -1,5 +1,7 @@
 """Cache keys: Outpost's own reads key on their canonical URL, so parameter order or number
-spelling never splits the cache; anything else keys on its path and query as received.
+spelling never splits the cache; Frontier URLs (`/{servlet}/Frontier/…`, `…/Frontier?…`) on
+their exact path and query bytes (see `proxy.core.frontier`); anything else on its path and
+query as received.
 
 A response's `Vary` adds the request's values of the named fields to the key. Accept-Encoding
 is normalised to `gzip` or `identity` (what the origin can actually choose between), so the
@@ -11,17 +13,23 @@ from __future__ import annotations
 from outpost.coding import accepts_gzip
 from outpost.errors import OutpostError
 from outpost.urls import canonical
+from proxy.core.frontier import frontier_key
 from proxy.core.headers import Headers, get_all
 
 __all__ = ["primary_key", "variant_key"]
 
 
-def primary_key(path: str, query_string: str) -> str:
+def primary_key(path: str, query_string: str, raw_path: str | None = None) -> str:
+    """The key of a request for `path` (decoded) and `query_string`; `raw_path` is the path
+    as received, percent-escapes and all (ASGI's `raw_path`), when known."""
     if path.startswith("/v1/"):
         try:
             return canonical(path, query_string)
         except OutpostError:
             pass  # not a well-formed read: the upstream will say so; key it as sent
+    frontier = frontier_key(path if raw_path is None else raw_path, query_string)
+    if frontier is not None:
+        return frontier
     return f"{path}?{query_string}" if query_string else path
 
 

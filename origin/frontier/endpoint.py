@@ -1,0 +1,241 @@
+"""The ASGI route of the Frontier protocol: `GET|HEAD /{servlet}/Frontier[/|?]<params>`.
+
+Thin: it reads the request (parameters, X-Frontier-Id, conditional and cache headers), plans each
+payload with the pure core (p1, encoding, SQL guard), runs the plans through `FrontierDatabase`
+in a worker thread, and writes the envelope with the servlet's caching headers. Every answer is
+HTTP 200 with a Content-Length, errors included (in `<global_error>` or the payload's quality),
+as frontier_client expects; a 304 when the client's copy is current.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from origin.frontier.caching import (
+    EPOCH,
+    ERROR_MAX_AGE,
+    cache_control,
+    error_max_age,
+    max_age,
+    not_modified,
+    ttl_of,
+    validators,
+)
+from origin.frontier.codec import decode_p1, split_binds
+from origin.frontier.envelope import (
+    EncodingError,
+    PayloadAnswer,
+    pack,
+    parse_encoding,
+    render,
+    render_global_error,
+)
+from origin.frontier.guard import Refused, prepare
+from origin.frontier.params import Command, FrontierError, parse_commands
+from origin.frontier.run import Execution, FrontierDatabase, Plan
+from origin.metrics import OriginMetrics
+from origin.query.ttl import TTLClass, TTLPolicy
+
+__all__ = ["FrontierEndpoint"]
+
+log = logging.getLogger("outpost.origin.frontier")
+
+CONTENT_TYPE = "text/xml;charset=US-ASCII"  # what Tomcat sends for the servlet's text/xml, US-ASCII
+ROUTE = "/Frontier"
+
+
+@dataclass(frozen=True)
+class _Payload:
+    command: Command
+    encoded: bool  # the encoding is one the servlet knows (so its encoder, and md5, exist)
+    level: int | None  # zlib level of the encoding; None: not compressed (or not known)
+    plan: Plan
+
+
+class FrontierEndpoint:
+    def __init__(
+        self,
+        database: FrontierDatabase,
+        *,
+        ttl: TTLPolicy,
+        clock: Callable[[], int],
+        metrics: OriginMetrics,
+        require_id: bool = False,
+    ) -> None:
+        self.database = database
+        self.ttl = ttl
+        self.clock = clock
+        self.metrics = metrics
+        self.require_id = require_id
+
+    async def handle(self, request: Request) -> Response:
+        raw = raw_params(request.scope)
+        frontier_id = request.headers.get("x-frontier-id")
+        request_cache_control = request.headers.get("cache-control")
+        who = f"{frontier_id or 'anonymous'} at {request.client.host if request.client else '?'}"
+        is_head = request.method == "HEAD"
+        try:
+            if not raw:
+                raise FrontierError("no query")
+            if frontier_id is None:
+                if self.require_id:
+                    raise FrontierError("X-frontier-id header missing")
+                log.info("Frontier request without X-Frontier-Id, served as anonymous (%s)", who)
+            # parsing SQL is CPU work: off the event loop, like the database work
+            payloads = await to_thread.run_sync(self._plans, raw)
+        except FrontierError as exc:
+            log.warning("Frontier request refused (%s): %s", who, exc)
+            headers = {"cache-control": cache_control(ERROR_MAX_AGE, request_cache_control)}
+            return _answer(render_global_error(str(exc)), headers, is_head)
+
+        for index, payload in enumerate(payloads):
+            if payload.plan.error is not None:
+                log.warning(
+                    "Frontier payload %d of %d refused (%s): %s",
+                    index + 1,
+                    len(payloads),
+                    who,
+                    payload.plan.error,
+                )
+                break  # later payloads are not answered
+
+        now = self.clock()
+        if_none_match = request.headers.get("if-none-match")
+        if_modified_since = request.headers.get("if-modified-since")
+
+        def fresh_enough(version: int | None) -> bool:
+            found = validators(
+                version, now=now, settle_seconds=self.ttl.settle_seconds, canonical=raw
+            )
+            return found is not None and not_modified(found, if_none_match, if_modified_since)
+
+        started = time.perf_counter()
+        execution = await to_thread.run_sync(
+            self.database.execute, [p.plan for p in payloads], fresh_enough
+        )
+        self.metrics.query_seconds.labels(ROUTE).observe(time.perf_counter() - started)
+        return self._respond(payloads, execution, raw, now, request_cache_control, who, is_head)
+
+    def _plans(self, raw: str) -> list[_Payload]:
+        return [self._plan(command) for command in parse_commands(raw)]
+
+    def _plan(self, command: Command) -> _Payload:
+        """Check one command; errors the servlet raises before any payload are FrontierError."""
+        if (command.obj_name, command.obj_version) != ("frontier_request", "1"):
+            raise FrontierError(f"Unsupported command: {command.obj_name}:{command.obj_version}")
+        if command.param("sec") == "sig":
+            raise FrontierError("signed responses (sec=sig) are not supported by this server")
+        p1 = command.param("p1")
+        if p1 is None:
+            raise FrontierError("missing parameter p1")
+        sql, binds = split_binds(decode_p1(p1))
+        empty_is_error = command.param("ttl") == "forever"
+        try:
+            level = parse_encoding(command.encoding)
+        except EncodingError as exc:
+            return _Payload(command, False, None, Plan(error=str(exc)))
+        if command.method != "DEFAULT":
+            return _Payload(command, True, level, Plan(error=f"Unknown method {command.method}"))
+        try:
+            prepared = prepare(
+                sql,
+                binds,
+                dialect=self.database.dialect,
+                schema=self.database.schema,
+                with_types=self.database.dialect == "sqlite",
+            )
+        except Refused as exc:
+            return _Payload(command, True, level, Plan(error=f"Query refused: {exc}"))
+        plan = Plan(prepared=prepared, empty_is_error=empty_is_error)
+        return _Payload(command, True, level, plan)
+
+    def _respond(
+        self,
+        payloads: list[_Payload],
+        execution: Execution,
+        raw: str,
+        now: int,
+        request_cache_control: str | None,
+        who: str,
+        is_head: bool,
+    ) -> Response:
+        found = validators(
+            execution.version, now=now, settle_seconds=self.ttl.settle_seconds, canonical=raw
+        )
+        ttl = ttl_of([p.command.param("ttl") for p in payloads])
+        headers = {"cache-control": cache_control(self._max_age(ttl), request_cache_control)}
+        if found is not None:
+            headers["last-modified"] = found.last_modified
+            headers["etag"] = found.etag
+        if execution.not_modified:
+            return Response(status_code=304, headers=headers)
+
+        answers = []
+        for index, outcome in enumerate(execution.outcomes):
+            payload = payloads[index]
+            command = payload.command
+            if outcome.error is None:
+                assert outcome.stream is not None
+                packed = pack(outcome.stream, payload.level)
+                answers.append(
+                    PayloadAnswer(
+                        command.obj_name,
+                        command.obj_version,
+                        command.encoding,
+                        packed,
+                        outcome.records,
+                    )
+                )
+                continue
+            if payload.plan.error is None:  # refusals were logged when planned
+                log.warning(
+                    "Frontier payload %d of %d failed (%s): %s",
+                    index + 1,
+                    len(payloads),
+                    who,
+                    outcome.error,
+                )
+            # The servlet's encoder exists once the encoding is known: its (empty) data and md5.
+            data = pack(outcome.stream or b"", payload.level) if payload.encoded else None
+            answers.append(
+                PayloadAnswer(
+                    command.obj_name,
+                    command.obj_version,
+                    command.encoding,
+                    data,
+                    error=outcome.error,
+                )
+            )
+            headers = {
+                "cache-control": cache_control(error_max_age(self.ttl), request_cache_control),
+                "last-modified": EPOCH,
+            }
+        return _answer(render(answers, len(payloads)), headers, is_head)
+
+    def _max_age(self, ttl: TTLClass) -> int:
+        return max_age(ttl, self.ttl)
+
+
+def raw_params(scope: Scope) -> str:
+    """The still-encoded parameters: the query string, else the path after `/Frontier/`."""
+    query: bytes = scope.get("query_string") or b""
+    if query:
+        return query.decode("latin-1")
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+    parts = raw_path.split(b"?", 1)[0].split(b"/", 3)
+    return parts[3].decode("latin-1") if len(parts) > 3 else ""
+
+
+def _answer(body: bytes, headers: dict[str, str], is_head: bool) -> Response:
+    headers = {**headers, "content-type": CONTENT_TYPE}
+    if is_head:
+        return Response(b"", headers={**headers, "content-length": str(len(body))})
+    return Response(body, headers=headers)
