@@ -51,20 +51,33 @@ def squid_config(
     directory: Path,
     *,
     port: int,
-    parent_port: int,
+    parent_port: int | None,
     name: str,
     cache_mb: int = 512,
     object_mb: int = 64,
     collapsed_forwarding: bool = True,
     user: str | None = None,
 ) -> str:
-    """An accelerator on 127.0.0.1:`port` in front of 127.0.0.1:`parent_port`, memory cache only."""
+    """An accelerator on 127.0.0.1:`port` in front of 127.0.0.1:`parent_port`, memory cache only;
+    with `parent_port=None` a forward proxy instead, as a site squid is to Frontier clients,
+    allowed to reach 127.0.0.1 only (frontier-squid's RESTRICT_DEST)."""
+    if parent_port is None:
+        route = [
+            f"http_port {HOST}:{port}",
+            f"acl restrict_dest dst {HOST}/32",
+            "http_access deny !restrict_dest",
+            "http_access allow all",
+        ]
+    else:
+        route = [
+            f"http_port {HOST}:{port} accel defaultsite={SQUID_SITE} no-vhost",
+            f"cache_peer {HOST} parent {parent_port} 0 no-query originserver "
+            f"forceddomain={SQUID_SITE} name=parent",
+            "cache_peer_access parent allow all",
+            "http_access allow all",
+        ]
     lines = [
-        f"http_port {HOST}:{port} accel defaultsite={SQUID_SITE} no-vhost",
-        f"cache_peer {HOST} parent {parent_port} 0 no-query originserver "
-        f"forceddomain={SQUID_SITE} name=parent",
-        "cache_peer_access parent allow all",
-        "http_access allow all",
+        *route,
         f"collapsed_forwarding {'on' if collapsed_forwarding else 'off'}",
         f"cache_mem {cache_mb} MB",
         f"maximum_object_size_in_memory {object_mb} MB",
@@ -99,7 +112,7 @@ def prepare_squid(
     directory: Path,
     *,
     port: int,
-    parent_port: int,
+    parent_port: int | None,
     name: str = "squid",
     object_mb: int = 64,
     collapsed_forwarding: bool = True,

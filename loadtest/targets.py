@@ -70,12 +70,21 @@ def open_target(
     globaltag: str,
     work: Path,
     proxy_server: str = "granian",
+    redis: str | None = None,
 ) -> Iterator[Target]:
-    """Start target `name` (see TARGETS) on loopback; everything stops when the block ends."""
+    """Start target `name` (see TARGETS) on loopback; everything stops when the block ends.
+    `redis` (a URL) gives Outpost's site proxy its shared tier."""
     if name not in TARGETS:
         raise ValueError(f"unknown target {name!r}: expected one of {', '.join(TARGETS)}")
     work.mkdir(parents=True, exist_ok=True)
-    stack = LocalStack(nodes=node_proxies, proxies=name == "outpost", db=db, state=work / "servers")
+    stack = LocalStack(
+        nodes=node_proxies,
+        proxies=name == "outpost",
+        db=db,
+        server=proxy_server,
+        redis=redis if name == "outpost" else None,
+        state=work / "servers",
+    )
     stack.state.mkdir(parents=True, exist_ok=True)
     with stack:
         if name == "outpost":

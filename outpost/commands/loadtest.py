@@ -2,7 +2,8 @@
 
     outpost loadtest [--nodes 2000] [--runs 3] [--node-proxies 4] [--processes 2]
                      [--spawn-rate 1000] [--against squid] [--against nginx-static]
-                     [--report-dir loadtest-report] [--db URL] [--globaltag GT] [--json]
+                     [--proxy-server granian|uvicorn] [--redis URL] [--db URL]
+                     [--report-dir loadtest-report] [--globaltag GT] [--json]
 
 Brings up origin, site proxy and node proxies on loopback, runs Locust headless with one user
 per farm node (spread over `--processes` worker processes under a master, all on loopback;
@@ -65,6 +66,7 @@ def add_parser(commands: Any) -> None:
         default="granian",
         help="HTTP server under Outpost's proxies (granian, the faster; or uvicorn)",
     )
+    parser.add_argument("--redis", help="Redis URL for the site proxy's shared tier (none)")
     parser.add_argument("--db", help="database URL (default sqlite:///./outpost.sqlite)")
     parser.add_argument("--globaltag", default="OUTPOST_HLT_2026_V1", help="global tag to fetch")
     parser.add_argument("--run-timeout", type=float, default=300.0, help="seconds per run")
@@ -86,6 +88,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         processes=args.processes,
         against=against,
         proxy_server=args.proxy_server,
+        redis=args.redis,
         db=args.db,
         globaltag=args.globaltag,
         run_timeout=args.run_timeout,
