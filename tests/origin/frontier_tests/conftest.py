@@ -6,18 +6,14 @@ that name is a namespace package `origin.frontier` that shadows the real one for
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from support.asgi import AppClient
+from support.fnkit import Fetch
 from support.origin import FakeClock, MakeClient
-
-sys.path.insert(0, str(Path(__file__).parent))  # the test-side Frontier client, fnkit
-from fnkit import Fetch
 
 NOW = 1_800_000_000_000_000  # 2027-01-15: the sample's writes are long settled
 TABLES = ("global_tag_map", "global_tags", "iovs", "payloads", "tags")

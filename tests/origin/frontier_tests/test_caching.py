@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fnkit import HEADERS, Fetch, command, frontier_url, parse_answer
 from sqlalchemy import event
 from support.asgi import AppClient
+from support.fnkit import HEADERS, Fetch, command, frontier_url, parse_answer
 from support.origin import FakeClock, MakeClient, admin
 
 from origin.db import Engines, create_engines

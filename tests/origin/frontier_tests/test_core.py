@@ -11,7 +11,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-from fnkit import encode_query
+from support.fnkit import encode_query
 
 from origin.frontier.caching import cache_control, not_modified, ttl_of, validators
 from origin.frontier.codec import MAX_SQL_BYTES, decode_p1, encode_p1, split_binds

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fnkit import HEADERS, Answer, frontier_url, parse_answer
 from sqlalchemy import event
 from support.asgi import AppClient
+from support.fnkit import HEADERS, Answer, frontier_url, parse_answer
 from support.origin import MakeClient
 
 from origin.db import create_engines

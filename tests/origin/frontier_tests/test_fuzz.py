@@ -9,10 +9,10 @@ from __future__ import annotations
 import string
 from collections.abc import Callable
 
-from fnkit import HEADERS, encode_query, parse_answer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.asgi import AppClient
+from support.fnkit import HEADERS, encode_query, parse_answer
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

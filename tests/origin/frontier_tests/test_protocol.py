@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fnkit import HEADERS, Answer, Fetch, as_frontier, frontier_url, parse_answer
 from support.asgi import AppClient
+from support.fnkit import HEADERS, Answer, Fetch, as_frontier, frontier_url, parse_answer
 
 IOVS = (
     "SELECT tag_name, channel, since, insertion_time, payload_hash FROM iovs"

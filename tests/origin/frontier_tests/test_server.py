@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from fnkit import frontier_url, parse_answer
+from support.fnkit import frontier_url, parse_answer
 from support.servers import free_port, outpost_command, run_process
 
 
