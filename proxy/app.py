@@ -254,7 +254,7 @@ class ProxyApp:
             if (
                 type(entry) is Entry
                 and entry.serving is not None
-                and entry.epoch >= epoch
+                and (entry.epoch >= epoch or entry.immutable)  # a flush spares immutable ones
                 and not entry.no_cache
                 and entry.age(now) < entry.freshness
             ):

@@ -278,6 +278,32 @@ def test_every_answer_carries_the_epoch_and_a_flush_raises_it(
     assert "detail=epoch" in again.headers["cache-status"]
 
 
+def test_after_a_flush_immutable_entries_stay_on_the_hot_path(
+    origin: ScriptedOrigin, clock: FakeClock
+) -> None:
+    """Payloads are immutable: a flush spares them, and so must the hot path (after a flush,
+    every payload of a run start would otherwise go through the engine)."""
+    origin.script("/p", Answer(200, {"cache-control": "public, max-age=31536000, immutable"}, b"p"))
+    settings = ProxySettings(name="edge", upstreams=(UPSTREAM,), run_control_token=TOKEN)
+    transport = httpx.ASGITransport(app=origin)  # type: ignore[arg-type]
+    app = create_app(settings, upstream_client=httpx.AsyncClient(transport=transport), clock=clock)
+    with AppClient(app) as proxy:
+        proxy.get("/p")
+        before = proxy.get("/p")
+        proxy.post("/_outpost/flush", json={"run": 9}, headers={"authorization": f"Bearer {TOKEN}"})
+
+        async def no_engine(*args: object) -> None:
+            raise AssertionError("a fresh immutable entry went through the engine")
+
+        app.engine.resolve = no_engine  # type: ignore[method-assign,assignment]
+        after = proxy.get("/p")
+    assert after.status_code == 200 and after.content == before.content == b"p"
+    assert after.headers["cache-status"] == before.headers["cache-status"]
+    assert before.headers["cache-status"].startswith("edge; hit")
+    assert after.headers["outpost-epoch"] == "1"
+    assert origin.count("/p") == 1
+
+
 def test_an_upstream_with_a_newer_epoch_is_followed(
     proxy: AppClient, origin: ScriptedOrigin
 ) -> None:
