@@ -38,6 +38,8 @@ CSV_COLUMNS = (
     "unique_urls",
     "node_hit_ratio",
     "site_hit_ratio",
+    "cache_cpu_s",
+    "loadgen_cpu_s",
 )
 COLOURS = {"outpost": "tab:blue", "squid": "tab:orange", "nginx-static": "tab:gray"}
 BIN_SECONDS = 0.5

@@ -40,6 +40,7 @@ from outpost.demo import origin_counters
 from outpost.localstack import free_port
 from outpost.urls import Payload, Resolve
 
+from .cpu import tree_cpu_seconds
 from .report import write_report
 from .stats import compare, run_result, summarise
 from .targets import TARGETS, LoadTestError, Target, open_target
@@ -180,6 +181,9 @@ class _Locust:
                 raise LoadTestError(
                     f"locust ({log.name}) exited with {process.returncode}:\n{_tail(log)}"
                 )
+
+    def pids(self) -> list[int]:
+        return [process.pid for process, _ in self.processes]
 
     def tails(self) -> str:
         return "\n".join(f"--- {log.name}\n{_tail(log)}" for _, log in self.processes)
@@ -372,6 +376,8 @@ class _Storm:
         acked = self.target.before_run(run)
         origin_url = self.target.origin_url
         before = origin_counters(origin_url)
+        caches, locust = self.target.cache_pids(), self.locust.pids()
+        cpu_before = tree_cpu_seconds(caches), tree_cpu_seconds(locust)
         t0 = time.time()
         tmp = self.run_file.with_suffix(".tmp")
         tmp.write_text(f"{run} {t0}")
@@ -388,7 +394,20 @@ class _Storm:
             f"not all nodes finished run {run}",
         )
         after = origin_counters(origin_url)
+        cache_cpu = tree_cpu_seconds(caches) - cpu_before[0]
+        loadgen_cpu = tree_cpu_seconds(locust) - cpu_before[1]
         lines = reports()
         urls = _unique_urls(origin_url, self.globaltag, run)
         timeline = [(e[0], e[1], e[2]) for line in lines for e in line["timeline"]]
-        return run_result(run, t0, acked, lines, before, after, len(urls)), timeline
+        result = run_result(
+            run,
+            t0,
+            acked,
+            lines,
+            before,
+            after,
+            len(urls),
+            cache_cpu_s=cache_cpu,
+            loadgen_cpu_s=loadgen_cpu,
+        )
+        return result, timeline

@@ -6,7 +6,8 @@
 
 Per run: time to configure (run start until the last node had everything), per-node and
 per-request percentiles, failures, verified bodies, hits and misses by tier, and what reached
-the origin: requests (304s apart), body bytes, payload body bytes, requests per unique URL.
+the origin: requests (304s apart), body bytes, payload body bytes, requests per unique URL;
+and the CPU seconds the caches and the load generator spent (measured by the runner).
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ def run_result(
     before: Mapping[str, Mapping[str, float]],
     after: Mapping[str, Mapping[str, float]],
     unique_urls: int,
+    *,
+    cache_cpu_s: float = 0.0,
+    loadgen_cpu_s: float = 0.0,
 ) -> dict[str, Any]:
-    """One run's figures from the nodes' `run` lines and the origin's counters around it."""
+    """One run's figures from the nodes' `run` lines and the origin's counters around it;
+    `cache_cpu_s` and `loadgen_cpu_s` are the CPU seconds the caches and Locust spent on it."""
     seconds = [line["seconds"] for line in lines]
     requests = [entry[1] for line in lines for entry in line["timeline"]]
     cache: dict[str, dict[str, int]] = {}
@@ -91,6 +96,8 @@ def run_result(
         "origin_requests_per_unique_url": origin / unique_urls,
         "cache": cache,
         "hit_ratio": _hit_ratio(cache),
+        "cache_cpu_s": cache_cpu_s,
+        "loadgen_cpu_s": loadgen_cpu_s,
     }
 
 
@@ -177,6 +184,8 @@ def compare(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                 r["origin_payload_bytes"] for r in summary["runs"][1:]
             ),
             "failures": summary["failures"],
+            "cache_cpu_s": _median(summary, "cache_cpu_s"),
+            "loadgen_cpu_s": _median(summary, "loadgen_cpu_s"),
         }
         for name, summary in summaries.items()
     }
@@ -194,6 +203,7 @@ def compare(summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         else (0.0 if not ours["origin_requests_after_flush"] else None),
         "origin_payload_bytes_after_flush": ours["origin_payload_bytes_after_flush"],
         "node_p50_ratio": _ratio(ours["node_p50_ms"], squid["node_p50_ms"]),
+        "cache_cpu_ratio": _ratio(ours["cache_cpu_s"], squid["cache_cpu_s"]),
         "failures": sum(m["failures"] for m in medians.values()),
     }
     floor = medians.get("nginx-static")

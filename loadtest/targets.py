@@ -55,6 +55,10 @@ class Target:
     def origin_url(self) -> str:
         return self.stack.origin.url
 
+    def cache_pids(self) -> list[int]:
+        """The processes that serve the nodes: every tier but the origin."""
+        return [tier.process.pid for tier in self.stack.tiers if tier.role != "origin"]
+
     def before_run(self, run: int) -> int:
         """Run control's part before run `run` starts; the number of caches that acknowledged a
         flush (0 when there is no flush)."""

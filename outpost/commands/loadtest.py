@@ -120,6 +120,7 @@ def _print_target(console: Any, report: dict[str, Any]) -> None:
         "node hits",
         "origin req (304) / unique URLs",
         "origin bytes (payloads)",
+        "CPU caches / Locust",
     )
     for column in columns:
         table.add_column(column)
@@ -135,6 +136,7 @@ def _print_target(console: Any, report: dict[str, Any]) -> None:
             "-" if node_hits is None else f"{node_hits:.1%}",
             f"{run['origin_requests']} ({run['origin_not_modified']}) / {run['unique_urls']}",
             f"{_mib(run['origin_bytes'])} ({_mib(run['origin_payload_bytes'])})",
+            f"{run['cache_cpu_s']:.1f} / {run['loadgen_cpu_s']:.1f} s",
         )
     console.print(table)
 
@@ -154,6 +156,8 @@ def _print_comparison(console: Any, comparison: dict[str, Any]) -> None:
         ("origin bytes after a flush", "origin_bytes_after_flush", "{}"),
         ("payload bytes after a flush", "origin_payload_bytes_after_flush", "{}"),
         ("failures", "failures", "{}"),
+        ("CPU of the caches", "cache_cpu_s", "{:.1f} s"),
+        ("CPU of Locust", "loadgen_cpu_s", "{:.1f} s"),
     )
     for label, key, form in rows:
         table.add_row(label, *(form.format(medians[name][key]) for name in medians))

@@ -38,6 +38,7 @@ def test_storm_against_squid_and_nginx_static(
         for run in summary["runs"]:
             assert run["nodes_reported"] == NODES
             assert run["verified_bodies"] == NODES * run["payloads_per_node"] > 0
+            assert run["cache_cpu_s"] > 0 and run["loadgen_cpu_s"] > 0  # every cache worked
     # squid has no flush: each node's resolve carried max-age=0, so squid revalidated with the
     # origin (304s), and the payloads stayed cached (no payload byte re-sent after run 1)
     first, second = squid["runs"]
