@@ -266,6 +266,7 @@ def run_loadtest(
     summaries: dict[str, dict[str, Any]] = {}
     timelines: dict[str, list[list[tuple[float, float, str]]]] = {}
     for name in names:
+        target_work = work / name if len(names) > 1 else work
         with open_target(
             name,
             node_proxies=node_proxies,
@@ -273,7 +274,7 @@ def run_loadtest(
             redis=redis,
             db=db,
             globaltag=globaltag,
-            work=work / name if len(names) > 1 else work,
+            work=target_work,
         ) as target:
             storm = _Storm(
                 target,
@@ -282,7 +283,7 @@ def run_loadtest(
                 spawn_rate=spawn_rate,
                 globaltag=globaltag,
                 run_timeout=run_timeout,
-                work=work / name if len(names) > 1 else work,
+                work=target_work,
             )
             results, timelines[name] = storm.run(runs, spawn_timeout)
         summaries[name] = summarise(
