@@ -108,9 +108,13 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def wrk_command(wrk: str, url: str, connections: int, seconds: int, pin: bool) -> list[str]:
-    """`wrk -t1 -c{connections} -d{seconds}s --latency URL`, under `taskset -c 1` if `pin`."""
-    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+def wrk_command(
+    wrk: str, url: str, connections: int, seconds: int, pin: bool, script: Path | None = None
+) -> list[str]:
+    """`wrk -t1 -c{connections} -d{seconds}s --latency [-s script] URL`, under `taskset -c 1`
+    if `pin`; the Lua `script` chooses each request's path."""
+    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += [*(["-s", str(script)] if script else []), url]
     taskset = shutil.which("taskset")
     return [taskset, "-c", str(WRK_CPU), *command] if pin and taskset else command
 
