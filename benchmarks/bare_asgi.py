@@ -5,7 +5,7 @@
 answered it with (recorded in a pickle file). Its CPU per request is the floor under any ASGI
 cache on that server: what Outpost's own code adds is the difference.
 
-    python benchmarks/bare_asgi.py ANSWERS.pickle --port P [--server granian|uvicorn]
+    python benchmarks/bare_asgi.py ANSWERS.pickle --port P [--server uvicorn|granian]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("answers", type=Path, help="pickle of {path: (status, headers, body)}")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
+    parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     args = parser.parse_args()
     os.environ[ANSWERS_VARIABLE] = str(args.answers.resolve())
     # outpost proxy's own server settings (keep-alive, backlog, no access log)

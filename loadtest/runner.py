@@ -239,7 +239,7 @@ def run_loadtest(
     processes: int = 2,
     *,
     against: Sequence[str] = (),
-    proxy_server: str = "granian",
+    proxy_server: str = "uvicorn",
     redis: str | None = None,
     db: str | None = None,
     globaltag: str = DEFAULT_GLOBALTAG,

@@ -73,7 +73,7 @@ def open_target(
     db: str | None,
     globaltag: str,
     work: Path,
-    proxy_server: str = "granian",
+    proxy_server: str = "uvicorn",
     redis: str | None = None,
 ) -> Iterator[Target]:
     """Start target `name` (see TARGETS) on loopback; everything stops when the block ends.

@@ -18,6 +18,8 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import unquote
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
@@ -30,7 +32,7 @@ from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.frontier import is_frontier_path
 from proxy.core.headers import end_to_end, get_first, with_via
 from proxy.core.keys import primary_key
-from proxy.core.serving import hit_headers, prepare
+from proxy.core.serving import hit_head, hit_headers, prepare
 from proxy.core.status import cache_status
 from proxy.core.validators import not_modified
 from proxy.engine import Engine, Outcome, Request
@@ -50,6 +52,7 @@ __all__ = ["ProxyApp", "create_app", "system_clock"]
 log = logging.getLogger("outpost.proxy")
 KEY_MEMO_LIMIT = 100_000
 SPOOL_CHUNK = 1024 * 1024
+V = TypeVar("V")
 HTTP_1_0 = frozenset({"1.0", "1", "0.9"})  # granian reports HTTP/1.0 as "1"
 STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: upstreams failed
 _NO_CACHE = CacheControl()
@@ -134,6 +137,7 @@ class ProxyApp:
         self.admin = admin_routes(self)
         self.gate = Gate(settings)
         self._keys: dict[bytes, str] = {}
+        self._target_keys: dict[bytes, str] = {}  # the same, by request target (answer_hit)
         # Cache-Control values that cannot turn a fresh entry away (frontier_client's
         # `max-stale=1` on every request): such requests keep the hot path.
         self._harmless: dict[bytes, bool] = {}
@@ -220,9 +224,7 @@ class ProxyApp:
         if key is None:
             query = scope["query_string"].decode("latin-1")
             key = primary_key(scope["path"], query, raw.decode("latin-1"))
-            if len(self._keys) >= KEY_MEMO_LIMIT:
-                self._keys.clear()
-            self._keys[target] = key
+            _remember(self._keys, target, key)
         return key
 
     def _plain(self, special: list[tuple[bytes, bytes]]) -> bool:
@@ -235,12 +237,55 @@ class ProxyApp:
             if plain is None:
                 cc = parse_cache_control(value)
                 plain = cc == CacheControl(max_stale=cc.max_stale, only_if_cached=cc.only_if_cached)
-                if len(self._harmless) >= KEY_MEMO_LIMIT:
-                    self._harmless.clear()
-                self._harmless[value] = plain
+                _remember(self._harmless, value, plain)
             if not plain:
                 return False
         return True
+
+    def fresh_entry(self, key: str, special: list[tuple[bytes, bytes]], now: int) -> Entry | None:
+        """The hot path's test: the memory entry that answers a plain GET or HEAD as it is,
+        or None when the request needs the engine (a miss, stale, revalidation, directives)."""
+        if special and not self._plain(special):
+            return None
+        entry = self.l1.peek(key)
+        epoch = self.epoch.value
+        if (
+            type(entry) is Entry
+            and entry.serving is not None
+            and (entry.epoch >= epoch or entry.immutable)  # a flush spares immutable ones
+            and not entry.no_cache
+            and entry.age(now) < entry.freshness
+        ):
+            return entry
+        return None
+
+    def answer_hit(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        head: bool,
+    ) -> tuple[bytes, bytes] | None:
+        """For `proxy.protocol`, below ASGI: the response head and body of a plain hit on the
+        origin-form `target`, counted; None when the request must go through the ASGI app
+        (admin routes, a client or forward mode the gate must check, anything but a hit)."""
+        started = time.perf_counter()
+        if target[:1] != b"/" or target.startswith(b"/_outpost/") or not target.isascii():
+            return None
+        if not self.gate.admits_known(client):
+            return None
+        key = self._target_keys.get(target)
+        if key is None:
+            key = self._key(_target_scope(target))
+            _remember(self._target_keys, target, key)
+        now = self.clock()
+        entry = self.fresh_entry(key, [(k, v) for k, v in headers if k in _SPECIAL], now)
+        if entry is None:
+            return None
+        body = b"" if head else entry.body
+        answer = hit_head(entry, now, self.epoch.value), body
+        self.tally.count_fast_hit(time.perf_counter() - started, len(body))
+        return answer
 
     async def read(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
@@ -248,22 +293,14 @@ class ProxyApp:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         special = [(k, v) for k, v in headers if k in _SPECIAL]
         now = self.clock()
-        if not special or self._plain(special):  # the hot path: a plain GET of a fresh entry
-            entry = self.l1.peek(key)
-            epoch = self.epoch.value
-            if (
-                type(entry) is Entry
-                and entry.serving is not None
-                and (entry.epoch >= epoch or entry.immutable)  # a flush spares immutable ones
-                and not entry.no_cache
-                and entry.age(now) < entry.freshness
-            ):
-                hit = hit_headers(entry, now, epoch)
-                body = b"" if scope["method"] == "HEAD" else entry.body
-                await send({"type": "http.response.start", "status": entry.status, "headers": hit})
-                await send({"type": "http.response.body", "body": body})
-                self.tally.count("hit", time.perf_counter() - started, len(body))
-                return
+        entry = self.fresh_entry(key, special, now)  # the hot path: a plain GET, a fresh entry
+        if entry is not None:
+            hit = hit_headers(entry, now, self.epoch.value)
+            body = b"" if scope["method"] == "HEAD" else entry.body
+            await send({"type": "http.response.start", "status": entry.status, "headers": hit})
+            await send({"type": "http.response.body", "body": body})
+            self.tally.count("hit", time.perf_counter() - started, len(body))
+            return
         if any(k in (b"authorization", b"cookie", b"range") for k, _ in special):
             await self._forward(scope, send, scope["method"], headers, None)
             return
@@ -438,6 +475,20 @@ class ProxyApp:
         await self._send_upstream(send, request, outcome, status, _http_1_0(scope))
         self.tally.count("pass", 0.0, len(response.body))
         return response.status
+
+
+def _remember(memo: dict[bytes, V], key: bytes, value: V) -> None:
+    if len(memo) >= KEY_MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
+def _target_scope(target: bytes) -> Scope:
+    """The path fields of an ASGI scope for an origin-form request target, as uvicorn fills
+    them (the path percent-decoded, the raw path and query as received)."""
+    raw, _, query = target.partition(b"?")
+    raw = raw.partition(b"#")[0]
+    return {"path": unquote(raw.decode("latin-1")), "raw_path": raw, "query_string": query}
 
 
 def _raw_target(scope: Scope) -> str:

@@ -91,6 +91,12 @@ class Gate:
         client = scope.get("client")
         return client is not None and client[0] not in self.admitted
 
+    def admits_known(self, client: tuple[str, int] | None) -> bool:
+        """True when an origin-form request from `client` needs no check: forward mode off and
+        the client already admitted (the first request of a new client address goes through
+        `needs_check` and `admit`)."""
+        return not self.forward and (client is None or client[0] in self.admitted)
+
     def admit(self, scope: Scope) -> Scope | OutpostError:
         """The scope to serve (an absolute-form target becomes its path), or why not."""
         client = scope.get("client")

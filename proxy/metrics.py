@@ -28,12 +28,18 @@ class Tally(Collector):
         self.sums = dict.fromkeys(RESULTS, 0.0)
         self.buckets = {r: [0] * (len(BOUNDS) + 1) for r in RESULTS}
         self.bytes = 0
+        self.fast_hits = 0
 
     def count(self, result: str, seconds: float, size: int) -> None:
         self.counts[result] += 1
         self.sums[result] += seconds
         self.buckets[result][bisect_left(BOUNDS, seconds)] += 1
         self.bytes += size
+
+    def count_fast_hit(self, seconds: float, size: int) -> None:
+        """A hit answered below ASGI (`proxy.protocol`): a hit, and counted apart as well."""
+        self.count("hit", seconds, size)
+        self.fast_hits += 1
 
     def hit_ratio(self) -> float:
         """Share of cacheable answers that cost no upstream request of their own: hits, and
@@ -61,6 +67,11 @@ class Tally(Collector):
         yield latency
         yield CounterMetricFamily(
             "outpost_proxy_client_bytes", "Body bytes sent to clients.", value=self.bytes
+        )
+        yield CounterMetricFamily(
+            "outpost_proxy_fast_hits",
+            "Hits written by the HTTP protocol itself, without the ASGI app (also in requests).",
+            value=self.fast_hits,
         )
 
 

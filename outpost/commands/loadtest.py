@@ -2,7 +2,7 @@
 
     outpost loadtest [--nodes 2000] [--runs 3] [--node-proxies 4] [--processes 2]
                      [--spawn-rate 1000] [--against squid] [--against nginx-static]
-                     [--proxy-server granian|uvicorn] [--redis URL] [--db URL]
+                     [--proxy-server uvicorn|granian] [--redis URL] [--db URL]
                      [--report-dir loadtest-report] [--globaltag GT] [--json]
 
 Brings up origin, site proxy and node proxies on loopback, runs Locust headless with one user
@@ -63,8 +63,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--proxy-server",
         choices=SERVERS,
-        default="granian",
-        help="HTTP server under Outpost's proxies (granian, the faster; or uvicorn)",
+        default="uvicorn",
+        help="HTTP server under Outpost's proxies (uvicorn, the faster for hits; or granian)",
     )
     parser.add_argument("--redis", help="Redis URL for the site proxy's shared tier (none)")
     parser.add_argument("--db", help="database URL (default sqlite:///./outpost.sqlite)")

@@ -92,12 +92,16 @@ def _proxy(args: argparse.Namespace) -> int:
     if settings.server == "granian":
         _export(settings, "PROXY")
         return _serve_granian("proxy.main:app_from_environment", settings, args.log_level)
+    from proxy.protocol import HitProtocol  # plain hits answered below ASGI
+
     if settings.workers == 1:
         from proxy.app import create_app
 
-        return _serve(create_app(settings), settings, args.log_level, own_headers=False)
-    _export(settings, "PROXY")
-    return _serve("proxy.main:app_from_environment", settings, args.log_level, own_headers=False)
+        app: Any = create_app(settings)
+    else:
+        _export(settings, "PROXY")
+        app = "proxy.main:app_from_environment"
+    return _serve(app, settings, args.log_level, own_headers=False, http=HitProtocol)
 
 
 def _export(settings: Any, section: str) -> None:
@@ -108,8 +112,11 @@ def _export(settings: Any, section: str) -> None:
             os.environ[f"OUTPOST_{section}_{field.name.upper()}"] = text
 
 
-def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True) -> int:
-    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server."""
+def _serve(
+    app: Any, settings: Any, log_level: str, *, own_headers: bool = True, http: Any = "auto"
+) -> int:
+    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server,
+    and its own HTTP protocol class as `http`."""
     import uvicorn
 
     keepalive = getattr(settings, "keepalive_seconds", 5)  # the origin keeps uvicorn's default
@@ -127,6 +134,7 @@ def _serve(app: Any, settings: Any, log_level: str, *, own_headers: bool = True)
         server_header=own_headers,
         date_header=own_headers,
         proxy_headers=own_headers,  # a proxy does not rewrite client addresses from headers
+        http=http,
     )
     return 0
 

@@ -39,8 +39,9 @@ class Serving:
     upstream_status: bytes | None  # the Cache-Status chain the entry arrived with
     hit_status: bytes  # "<chain>, NAME; hit; ttl=": the ttl is appended per hit
     # The last hit's headers, keyed by (age in seconds, epoch): hits within the same second
-    # send the same headers, so they are built once a second, not once a request.
-    memo: list[object] = field(default_factory=lambda: [None, None, None])
+    # send the same headers, so they are built once a second, not once a request. The fourth
+    # slot holds the same headers as an HTTP/1.1 response head, once asked for.
+    memo: list[object] = field(default_factory=lambda: [None, None, None, None])
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,19 +2,21 @@
 
 A hit then only adds what changes with time: `Age`, the ttl in `Cache-Status`, the epoch.
 Upstreams' `Via` and `Cache-Status` values are kept and ours appended (RFC 9110 §7.6.3,
-RFC 9211: the cache nearest the client comes last).
+RFC 9211: the cache nearest the client comes last). `hit_head` gives the same headers as the
+bytes of an HTTP/1.1 response head, for the hit path that writes to the socket itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from http import HTTPStatus
 
 from proxy.core.entry import SECOND, Entry, Serving
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import get_all
 from proxy.core.status import chain
 
-__all__ = ["hit_headers", "prepare"]
+__all__ = ["hit_head", "hit_headers", "prepare"]
 
 _REPLACED = frozenset({b"cache-status", b"content-length", b"via", EPOCH_HEADER})
 
@@ -46,5 +48,25 @@ def hit_headers(entry: Entry, now: int, epoch: int) -> list[tuple[bytes, bytes]]
         (b"cache-status", serving.hit_status + b"%d" % (entry.freshness // SECOND - age)),
         (EPOCH_HEADER, b"%d" % epoch),
     ]
-    memo[:] = [age, epoch, headers]
+    memo[:] = [age, epoch, headers, None]
     return headers
+
+
+def hit_head(entry: Entry, now: int, epoch: int) -> bytes:
+    """`HTTP/1.1 <status>`, the headers of `hit_headers` and the blank line, as bytes: what a
+    keep-alive HTTP/1.1 client is sent before the body of a plain hit."""
+    headers = hit_headers(entry, now, epoch)
+    memo = entry.serving.memo  # type: ignore[union-attr]  # hit_headers asserted it
+    if memo[3] is None:
+        lines = [b"HTTP/1.1 %d %s\r\n" % (entry.status, _reason(entry.status))]
+        lines += [b"%s: %s\r\n" % header for header in headers]
+        lines.append(b"\r\n")
+        memo[3] = b"".join(lines)
+    return memo[3]  # type: ignore[return-value]
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:  # a status code without a registered phrase
+        return b""

@@ -1,0 +1,206 @@
+"""Plain hits answered below ASGI (`proxy.protocol.HitProtocol`, `outpost proxy` on uvicorn),
+on a real origin and proxy over raw sockets: the same answers as the ASGI path, in request
+order on pipelined connections, HEAD without a body, the gate and directives respected, and the
+keep-alive timer still closing idle connections."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import orjson
+import pytest
+from support.stack import Server, Stack
+
+from origin.sample import HLT_GLOBAL_TAG
+
+RESOLVE = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=500"
+FAST_HITS = "outpost_proxy_fast_hits_total"
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return next(v for k, v in self.headers if k == name)
+
+
+class Connection:
+    """One raw HTTP connection: requests written as given, answers read by Content-Length."""
+
+    def __init__(self, url: str, source: str = "127.0.0.1") -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.create_connection(
+            (host, int(port)), timeout=10, source_address=(source, 0)
+        )
+        self.reader = self.sock.makefile("rb")
+
+    def send(self, *requests: str) -> None:
+        self.sock.sendall("".join(requests).encode())
+
+    def answer(self, head_only: bool = False) -> Answer:
+        status_line = self.reader.readline()
+        if not status_line:
+            raise ConnectionError("closed by the server")
+        headers = []
+        while (line := self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        length = int(dict(headers).get("content-length", "0"))
+        body = b"" if head_only else self.reader.read(length)
+        return Answer(int(status_line.split()[1]), headers, body)
+
+    def closed_by_server(self) -> bool:
+        self.sock.settimeout(0.5)
+        try:
+            return self.sock.recv(1) == b""
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+def get(path: str, version: str = "1.1", method: str = "GET", extra: str = "") -> str:
+    return f"{method} {path} HTTP/{version}\r\nHost: node\r\n{extra}\r\n"
+
+
+@pytest.fixture
+def tree(stack: Stack, sample_sqlite: str) -> Iterator[tuple[Server, Server, list[str]]]:
+    """An origin and one node proxy; the payload paths of run 500, each fetched once (cached)."""
+    origin = stack.origin(sample_sqlite)
+    node = stack.proxy("node", [origin.url], env={"OUTPOST_PROXY_KEEPALIVE_SECONDS": "2"})
+    records = httpx.get(node.url + RESOLVE).json()["records"]
+    paths = [f"/v1/payloads/{r['payload']}" for r in records if r["payload"]][:4]
+    for path in paths:
+        assert httpx.get(node.url + path).status_code == 200
+    yield origin, node, paths
+
+
+def test_hits_are_written_below_asgi_with_the_answer_the_asgi_path_gives(
+    tree: tuple[Server, Server, list[str]],
+) -> None:
+    origin, node, paths = tree
+    before = node.metric(FAST_HITS)
+    fast = Connection(node.url)
+    fast.send(get(paths[0]))
+    fast_answer = fast.answer()
+    assert node.metric(FAST_HITS) == before + 1
+    asgi = Connection(node.url)
+    asgi.send(get(paths[0], version="1.0"))  # HTTP/1.0: the ASGI path
+    asgi_answer = asgi.answer()
+    assert node.metric(FAST_HITS) == before + 1
+    assert fast_answer.status == asgi_answer.status == 200
+    assert fast_answer.body == asgi_answer.body == httpx.get(origin.url + paths[0]).content
+
+    def comparable(answer: Answer) -> list[tuple[str, str]]:  # Age may tick between the two
+        return [
+            (k, v.rsplit("ttl=", 1)[0]) for k, v in answer.headers if k not in ("age", "connection")
+        ]
+
+    assert comparable(fast_answer) == comparable(asgi_answer)
+    assert fast_answer.header("cache-status").startswith("node; hit; ttl=")
+    fast.close()
+    asgi.close()
+
+
+def test_pipelined_requests_are_answered_in_order_around_a_miss(
+    tree: tuple[Server, Server, list[str]],
+) -> None:
+    _, node, paths = tree
+    bodies = {path: httpx.get(node.url + path).content for path in paths}
+    miss = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=502"  # never fetched: through ASGI and upstream
+    order = [paths[0], miss, paths[1], paths[2], paths[0]]
+    connection = Connection(node.url)
+    connection.send(*(get(path) for path in order))  # one write: the server reads them at once
+    answers = [connection.answer() for _ in order]
+    assert [a.status for a in answers] == [200] * len(order)
+    for answer, path in zip(answers, order, strict=True):
+        if path != miss:
+            assert answer.body == bodies[path], path
+    assert answers[1].header("cache-status").endswith("stored")  # the miss, in its place
+    assert orjson.loads(answers[1].body)["run"] == 502
+    connection.close()
+
+
+def test_a_head_hit_has_the_length_and_no_body(tree: tuple[Server, Server, list[str]]) -> None:
+    _, node, paths = tree
+    before = node.metric(FAST_HITS)
+    connection = Connection(node.url)
+    connection.send(get(paths[1], method="HEAD"), get(paths[2]))
+    head = connection.answer(head_only=True)
+    after_head = connection.answer()  # read right behind the HEAD: no stray body between
+    assert head.status == after_head.status == 200
+    assert int(head.header("content-length")) == len(httpx.get(node.url + paths[1]).content)
+    assert after_head.body == httpx.get(node.url + paths[2]).content
+    assert node.metric(FAST_HITS) >= before + 2
+    connection.close()
+
+
+def test_directives_and_http_1_0_go_through_the_asgi_path(
+    tree: tuple[Server, Server, list[str]],
+) -> None:
+    _, node, paths = tree
+    before = node.metric(FAST_HITS)
+    connection = Connection(node.url)
+    connection.send(get(RESOLVE, extra="Cache-Control: no-cache\r\n"))
+    revalidated = connection.answer()
+    assert "fwd=" in revalidated.header("cache-status").rsplit(",", 1)[-1]  # went upstream
+    connection.send(get(paths[0], extra="Cache-Control: max-stale=1\r\n"))  # harmless: fast
+    assert connection.answer().header("cache-status").startswith("node; hit")
+    assert node.metric(FAST_HITS) == before + 1
+    old = Connection(node.url)
+    old.send(get(paths[0], version="1.0"))
+    assert old.answer().status == 200
+    assert node.metric(FAST_HITS) == before + 1
+    connection.close()
+    old.close()
+
+
+def test_a_client_outside_the_client_networks_is_refused_a_cached_url(
+    stack: Stack, sample_sqlite: str
+) -> None:
+    origin = stack.origin(sample_sqlite)
+    node = stack.proxy("node", [origin.url], env={"OUTPOST_PROXY_CLIENT_NETWORKS": "127.0.0.2/32"})
+    warm = Connection(node.url, source="127.0.0.2")
+    warm.send(get(RESOLVE))
+    payload = f"/v1/payloads/{orjson.loads(warm.answer().body)['records'][0]['payload']}"
+    for _ in range(2):  # a miss, then a hit below ASGI for the client the gate admitted
+        warm.send(get(payload))
+        assert warm.answer().status == 200
+    assert node.metric(FAST_HITS) == 1
+    outsider = Connection(node.url, source="127.0.0.1")
+    outsider.send(get(payload))
+    refused = outsider.answer()
+    assert refused.status == 403
+    assert b"client_networks" in refused.body
+    assert node.metric(FAST_HITS) == 1
+    warm.close()
+    outsider.close()
+
+
+def test_the_keepalive_timer_closes_idle_connections_after_hits(
+    tree: tuple[Server, Server, list[str]],
+) -> None:
+    _, node, paths = tree  # keepalive_seconds = 2
+    connection = Connection(node.url)
+    connection.send(get(paths[0]), get(paths[1]))  # two hits in one read: one timer, not two
+    connection.answer()
+    connection.answer()
+    time.sleep(1.2)
+    connection.send(get(paths[2]))
+    assert connection.answer().status == 200
+    time.sleep(1.2)  # 2.4 s after the first hits, 1.2 s after the last one
+    assert not connection.closed_by_server()
+    time.sleep(2.0)
+    assert connection.closed_by_server()
+    connection.close()
