@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proxy.core.entry import SECOND, Entry, make_entry
-from proxy.core.serving import hit_headers, prepare
+from proxy.core.serving import hit_head, hit_headers, prepare
 
 NOW = 1_800_000_000 * SECOND
 
@@ -40,3 +40,20 @@ def test_stored_cache_status_and_length_are_not_repeated() -> None:
     entry = stored(**{"content-length": "999", "outpost-epoch": "1"})
     names = [k for k, _ in hit_headers(entry, NOW, 3)]
     assert names.count(b"content-length") == 1 and names.count(b"outpost-epoch") == 1
+
+
+def test_the_response_head_is_the_hit_headers_as_http_1_1_bytes_built_once_a_second() -> None:
+    entry = stored(etag='"v1"')
+    head = hit_head(entry, NOW + 2 * SECOND, 3)
+    status, *lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
+    assert status == b"HTTP/1.1 200 OK"
+    sent = hit_headers(entry, NOW + 2 * SECOND, 3)
+    assert [tuple(line.split(b": ", 1)) for line in lines] == sent
+    assert hit_head(entry, NOW + 2 * SECOND + 500_000, 3) is head
+    assert b"age: 3\r\n" in hit_head(entry, NOW + 3 * SECOND, 3)
+
+
+def test_a_status_without_a_registered_phrase_keeps_an_empty_reason() -> None:
+    raw = [(b"cache-control", b"max-age=60")]
+    entry = prepare(make_entry(299, raw, b"", NOW, NOW, epoch=1), "node-1")
+    assert hit_head(entry, NOW, 1).startswith(b"HTTP/1.1 299 \r\n")
