@@ -18,7 +18,6 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from typing import TypeVar
 from urllib.parse import unquote
 
 import httpx
@@ -32,6 +31,7 @@ from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.frontier import is_frontier_path
 from proxy.core.headers import end_to_end, get_first, with_via
 from proxy.core.keys import primary_key
+from proxy.core.memo import remember
 from proxy.core.serving import hit_head, hit_headers, prepare
 from proxy.core.status import cache_status
 from proxy.core.validators import not_modified
@@ -52,7 +52,6 @@ __all__ = ["ProxyApp", "create_app", "system_clock"]
 log = logging.getLogger("outpost.proxy")
 KEY_MEMO_LIMIT = 100_000
 SPOOL_CHUNK = 1024 * 1024
-V = TypeVar("V")
 HTTP_1_0 = frozenset({"1.0", "1", "0.9"})  # granian reports HTTP/1.0 as "1"
 STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: upstreams failed
 _NO_CACHE = CacheControl()
@@ -224,7 +223,7 @@ class ProxyApp:
         if key is None:
             query = scope["query_string"].decode("latin-1")
             key = primary_key(scope["path"], query, raw.decode("latin-1"))
-            _remember(self._keys, target, key)
+            remember(self._keys, target, key, KEY_MEMO_LIMIT)
         return key
 
     def _plain(self, special: list[tuple[bytes, bytes]]) -> bool:
@@ -237,7 +236,7 @@ class ProxyApp:
             if plain is None:
                 cc = parse_cache_control(value)
                 plain = cc == CacheControl(max_stale=cc.max_stale, only_if_cached=cc.only_if_cached)
-                _remember(self._harmless, value, plain)
+                remember(self._harmless, value, plain, KEY_MEMO_LIMIT)
             if not plain:
                 return False
         return True
@@ -277,7 +276,7 @@ class ProxyApp:
         key = self._target_keys.get(target)
         if key is None:
             key = self._key(_target_scope(target))
-            _remember(self._target_keys, target, key)
+            remember(self._target_keys, target, key, KEY_MEMO_LIMIT)
         now = self.clock()
         entry = self.fresh_entry(key, [(k, v) for k, v in headers if k in _SPECIAL], now)
         if entry is None:
@@ -475,12 +474,6 @@ class ProxyApp:
         await self._send_upstream(send, request, outcome, status, _http_1_0(scope))
         self.tally.count("pass", 0.0, len(response.body))
         return response.status
-
-
-def _remember(memo: dict[bytes, V], key: bytes, value: V) -> None:
-    if len(memo) >= KEY_MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
 
 
 def _target_scope(target: bytes) -> Scope:

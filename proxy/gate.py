@@ -22,7 +22,7 @@ or one of its names: `host`, the advertised host, the machine's host name, local
 from __future__ import annotations
 
 import socket
-from typing import Final, TypeVar
+from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from starlette.types import Scope
@@ -36,13 +36,12 @@ from proxy.core.forward import (
     parse_authority,
     split_absolute_target,
 )
+from proxy.core.memo import remember
 from proxy.settings import ProxySettings
 
 __all__ = ["Gate", "own_names"]
 
 MEMO_LIMIT: Final = 10_000
-K = TypeVar("K")
-V = TypeVar("V")
 _WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 _CLIENT_SETTING = {
     "setting": "proxy.client_networks",
@@ -114,7 +113,7 @@ class Gate:
                         refusal = self._hosts[host]
                     else:
                         refusal = self._check_host(host)
-                        _remember(self._hosts, host, refusal)
+                        remember(self._hosts, host, refusal, MEMO_LIMIT)
                     if refusal is not None:
                         return refusal
                     break
@@ -132,7 +131,7 @@ class Gate:
         refusal = Forbidden(
             f"client {address} is not in this proxy's client networks", accepted=_CLIENT_SETTING
         )
-        _remember(self._refused, address, refusal)
+        remember(self._refused, address, refusal, MEMO_LIMIT)
         return refusal
 
     def _absolute(self, scope: Scope, raw: bytes) -> Scope | OutpostError:
@@ -182,9 +181,3 @@ class Gate:
             "variable": "OUTPOST_PROXY_FORWARD_DESTINATIONS",
             "destinations": [str(p) for p in self.destinations.patterns],
         }
-
-
-def _remember(memo: dict[K, V], key: K, value: V) -> None:
-    if len(memo) >= MEMO_LIMIT:
-        memo.clear()
-    memo[key] = value
