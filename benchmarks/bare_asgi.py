@@ -23,9 +23,12 @@ from outpost.commands.serve import _serve, _serve_granian
 ANSWERS_VARIABLE = "BARE_ASGI_ANSWERS"  # granian's forked workers rebuild the app from it
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 NOT_FOUND: Answer = (404, [(b"content-length", b"0")], b"")
+HEALTHY: Answer = (200, [(b"content-length", b"2")], b"ok")  # where the harness waits
 
 
 def create_app(answers: dict[str, Answer]) -> Any:
+    answers = {"/_outpost/healthz": HEALTHY, **answers}
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while True:

@@ -38,7 +38,6 @@ import pickle
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,7 +167,7 @@ def benchmark(args: argparse.Namespace, wrk: str, pin: bool) -> list[Round]:
             command += ["--port", str(port), "--server", args.server]
             bare = start_server("bare", command, port, root / "bare.log", cpu)
             servers.append(bare)
-            _wait_answer(client, bare, paths[0], args.startup_timeout)
+            wait_ready(client, bare, args.startup_timeout)
 
             for number in range(args.rounds):
                 for server in (proxy, bare):
@@ -179,20 +178,6 @@ def benchmark(args: argparse.Namespace, wrk: str, pin: bool) -> list[Round]:
             for server in reversed(servers):
                 stop_server(server)
     return rounds
-
-
-def _wait_answer(client: httpx.Client, server: Server, path: str, timeout: float) -> None:
-    """The bare app has no health route: wait until it answers a payload path."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        server.check_alive()
-        try:
-            if client.get(server.base + path, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise BenchmarkError(f"the bare app did not answer {path} within {timeout:g} s")
 
 
 def summary(rounds: list[Round]) -> dict[str, Any]:

@@ -136,7 +136,6 @@ class ProxyApp:
         self.admin = admin_routes(self)
         self.gate = Gate(settings)
         self._keys: dict[bytes, str] = {}
-        self._target_keys: dict[bytes, str] = {}  # the same, by request target (answer_hit)
         # Cache-Control values that cannot turn a fresh entry away (frontier_client's
         # `max-stale=1` on every request): such requests keep the hot path.
         self._harmless: dict[bytes, bool] = {}
@@ -217,8 +216,10 @@ class ProxyApp:
     # --- reads -----------------------------------------------------------------------------
 
     def _key(self, scope: Scope) -> str:
+        """The primary key, memoised by the request target as received (path and query)."""
         raw = scope.get("raw_path") or scope["path"].encode()
-        target = raw + b"?" + scope["query_string"]
+        query_string = scope["query_string"]
+        target = raw + b"?" + query_string if query_string else raw
         key = self._keys.get(target)
         if key is None:
             query = scope["query_string"].decode("latin-1")
@@ -273,10 +274,7 @@ class ProxyApp:
             return None
         if not self.gate.admits_known(client):
             return None
-        key = self._target_keys.get(target)
-        if key is None:
-            key = self._key(_target_scope(target))
-            remember(self._target_keys, target, key, KEY_MEMO_LIMIT)
+        key = self._keys.get(target) or self._key(_target_scope(target))  # the same memo
         now = self.clock()
         entry = self.fresh_entry(key, [(k, v) for k, v in headers if k in _SPECIAL], now)
         if entry is None:
