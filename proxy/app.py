@@ -1,7 +1,8 @@
 """The proxy's ASGI app: a raw ASGI hot path for cached GETs, starlette for `/_outpost/*`.
 
 A hit costs the gate (client network and, in forward mode, destination: memoised), a key
-lookup (memoised from the raw request target), one dictionary read, a freshness comparison and
+lookup (memoised from the raw request target), one dictionary read (two for a varied answer,
+its variant memoised from the request's values), a freshness comparison and
 two `send`s; everything else goes through the engine. The lifespan owns the upstream HTTP client,
 the Redis connection and the heartbeat to the parent.
 
@@ -29,8 +30,8 @@ from proxy.core.directives import CacheControl, parse_cache_control, request_cac
 from proxy.core.entry import Entry
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.frontier import is_frontier_path
-from proxy.core.headers import end_to_end, get_first, with_via
-from proxy.core.keys import primary_key
+from proxy.core.headers import Headers, end_to_end, get_all, get_first, with_via
+from proxy.core.keys import primary_key, variant_key
 from proxy.core.memo import remember
 from proxy.core.serving import hit_head, hit_headers, prepare
 from proxy.core.status import cache_status
@@ -40,7 +41,7 @@ from proxy.epoch import EpochState
 from proxy.gate import Gate
 from proxy.metrics import ProxyMetrics
 from proxy.settings import ProxySettings
-from proxy.storage.base import Stored
+from proxy.storage.base import Stored, VaryMarker
 from proxy.storage.memory import MemoryStore
 from proxy.storage.redis import RedisStore
 from proxy.storage.tiered import TieredStore
@@ -136,6 +137,7 @@ class ProxyApp:
         self.admin = admin_routes(self)
         self.gate = Gate(settings)
         self._keys: dict[bytes, str] = {}
+        self._variants: dict[tuple[str, tuple[bytes, ...], tuple[bytes, ...]], str] = {}
         # Cache-Control values that cannot turn a fresh entry away (frontier_client's
         # `max-stale=1` on every request): such requests keep the hot path.
         self._harmless: dict[bytes, bool] = {}
@@ -242,12 +244,29 @@ class ProxyApp:
                 return False
         return True
 
-    def fresh_entry(self, key: str, special: list[tuple[bytes, bytes]], now: int) -> Entry | None:
+    def _variant(self, key: str, marker: VaryMarker, headers: Headers) -> str:
+        """The key of the variant of `key` that `headers` select, memoised by the request's
+        values of the varying fields (a farm's nodes all send the same Accept-Encoding)."""
+        values = tuple(b",".join(get_all(headers, name)) for name in marker.vary)
+        memo_key = (key, marker.vary, values)
+        variant = self._variants.get(memo_key)
+        if variant is None:
+            variant = variant_key(key, marker.vary, headers)
+            remember(self._variants, memo_key, variant, KEY_MEMO_LIMIT)
+        return variant
+
+    def fresh_entry(
+        self, key: str, headers: Headers, special: list[tuple[bytes, bytes]], now: int
+    ) -> Entry | None:
         """The hot path's test: the memory entry that answers a plain GET or HEAD as it is,
-        or None when the request needs the engine (a miss, stale, revalidation, directives)."""
+        or None when the request needs the engine (a miss, stale, revalidation, directives).
+        A varied answer (the origin's JSON, `Vary: Accept-Encoding`) is looked up by the
+        variant the request's `headers` select, as the engine does."""
         if special and not self._plain(special):
             return None
         entry = self.l1.peek(key)
+        if type(entry) is VaryMarker:
+            entry = self.l1.peek(self._variant(key, entry, headers))
         epoch = self.epoch.value
         if (
             type(entry) is Entry
@@ -276,7 +295,8 @@ class ProxyApp:
             return None
         key = self._keys.get(target) or self._key(_target_scope(target))  # the same memo
         now = self.clock()
-        entry = self.fresh_entry(key, [(k, v) for k, v in headers if k in _SPECIAL], now)
+        special = [(k, v) for k, v in headers if k in _SPECIAL]
+        entry = self.fresh_entry(key, headers, special, now)
         if entry is None:
             return None
         body = b"" if head else entry.body
@@ -290,7 +310,7 @@ class ProxyApp:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         special = [(k, v) for k, v in headers if k in _SPECIAL]
         now = self.clock()
-        entry = self.fresh_entry(key, special, now)  # the hot path: a plain GET, a fresh entry
+        entry = self.fresh_entry(key, headers, special, now)  # the hot path: a fresh entry
         if entry is not None:
             hit = hit_headers(entry, now, self.epoch.value)
             body = b"" if scope["method"] == "HEAD" else entry.body

@@ -113,6 +113,28 @@ def test_hits_are_written_below_asgi_with_the_answer_the_asgi_path_gives(
     asgi.close()
 
 
+def test_the_resolve_answer_is_a_hit_below_asgi_in_each_encoding(
+    tree: tuple[Server, Server, list[str]],
+) -> None:
+    """The origin's JSON varies on Accept-Encoding; at a run start every node asks for the
+    run's resolve answer, so its stored variants must take the hit path too."""
+    _, node, _ = tree
+    connection = Connection(node.url)
+    gzip = "Accept-Encoding: gzip, deflate, br\r\n"  # what Locust's nodes send
+    for extra in (gzip, ""):
+        connection.send(get(RESOLVE, extra=extra))  # the first of each variant: a miss
+        assert connection.answer().status == 200
+    before = node.metric(FAST_HITS)
+    connection.send(get(RESOLVE, extra=gzip), get(RESOLVE))
+    zipped, plain = connection.answer(), connection.answer()
+    assert node.metric(FAST_HITS) == before + 2
+    assert zipped.header("content-encoding") == "gzip"
+    assert "content-encoding" not in dict(plain.headers)
+    assert orjson.loads(plain.body)["run"] == 500
+    assert zipped.header("cache-status").startswith("node; hit")
+    connection.close()
+
+
 def test_pipelined_requests_are_answered_in_order_around_a_miss(
     tree: tuple[Server, Server, list[str]],
 ) -> None:

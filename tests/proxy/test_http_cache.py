@@ -304,6 +304,32 @@ def test_after_a_flush_immutable_entries_stay_on_the_hot_path(
     assert origin.count("/p") == 1
 
 
+def test_varied_answers_are_served_on_the_hot_path_by_their_variant(
+    proxy: AppClient, origin: ScriptedOrigin
+) -> None:
+    """The origin's JSON answers carry `Vary: Accept-Encoding`; a run start's resolve answer
+    must not go through the engine for every node once its variant is stored."""
+    for language in ("fr", "de"):
+        origin.script("/v", cacheable(language.encode(), vary="Accept-Language"))
+        proxy.get("/v", headers={"accept-language": language})
+    origin.script("/j", cacheable(b"json", vary="Accept-Encoding"))
+    proxy.get("/j", headers={"accept-encoding": "gzip, deflate"})
+
+    async def no_engine(*args: object) -> None:
+        raise AssertionError("a fresh variant went through the engine")
+
+    proxy.app.engine.resolve = no_engine  # type: ignore[attr-defined]
+    for language in ("fr", "de"):
+        answer = proxy.get("/v", headers={"accept-language": language})
+        assert answer.content == language.encode()
+        assert answer.headers["cache-status"].startswith("edge; hit")
+    spelled = proxy.get("/j", headers={"accept-encoding": "br;q=1.0, gzip;q=0.5"})
+    assert spelled.content == b"json" and spelled.headers["cache-status"].startswith("edge; hit")
+    assert origin.count("/v") == 2 and origin.count("/j") == 1
+    with pytest.raises(AssertionError, match="through the engine"):
+        proxy.get("/j", headers={"accept-encoding": "identity"})  # a variant not yet stored
+
+
 def test_an_upstream_with_a_newer_epoch_is_followed(
     proxy: AppClient, origin: ScriptedOrigin
 ) -> None:
@@ -365,7 +391,7 @@ def test_a_flush_that_comes_back_around_a_loop_stops(proxy: AppClient) -> None:
 def test_hits_through_the_engine_count_as_hits(proxy: AppClient, origin: ScriptedOrigin) -> None:
     origin.script("/j", cacheable(vary="Accept-Encoding"))
     proxy.get("/j")
-    proxy.get("/j")  # Vary: served by the engine, not the fast path
+    proxy.get("/j", headers={"cache-control": "max-age=30"})  # a directive: through the engine
     proxy.get("/j", headers={"if-none-match": '"v1"'})
     metrics = proxy.get("/_outpost/metrics").text
     assert 'outpost_proxy_requests_total{result="hit"} 2.0' in metrics
