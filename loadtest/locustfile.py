@@ -45,6 +45,7 @@ from locust import FastHttpUser, constant, task
 
 from loadtest.runner import TIERS, cache_tiers, read_run_file
 from outpost.client.answers import Unusable, decode_resolution
+from outpost.runtime import tune_gc
 from outpost.urls import GlobalTagList, Payload, Resolve
 
 __all__ = ["HLTNode"]
@@ -57,6 +58,7 @@ _POLL: Final = float(os.environ.get("OUTPOST_LOADTEST_POLL", "0.05"))
 _SOFT_REFRESH: Final = os.environ.get("OUTPOST_LOADTEST_SOFT_REFRESH") == "1"
 _RESOLVE_HEADERS: Final = {"Cache-Control": "max-age=0"} if _SOFT_REFRESH else None
 _next_index = itertools.count()
+tune_gc()  # thousands of users' per-request objects: the same collector tuning as the caches
 
 
 class _RunSignal:

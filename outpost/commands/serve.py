@@ -95,9 +95,11 @@ def _proxy(args: argparse.Namespace) -> int:
     from proxy.protocol import HitProtocol  # plain hits answered below ASGI
 
     if settings.workers == 1:
+        from outpost.runtime import tune_gc
         from proxy.app import create_app
 
         app: Any = create_app(settings)
+        tune_gc()
     else:
         _export(settings, "PROXY")
         app = "proxy.main:app_from_environment"
