@@ -1,8 +1,8 @@
 """The proxy's ASGI app: a raw ASGI hot path for cached GETs, starlette for `/_outpost/*`.
 
 A hit costs the gate (client network and, in forward mode, destination: memoised), a key
-lookup (memoised from the raw request target), one dictionary read (two for a varied answer,
-its variant memoised from the request's values), a freshness comparison and
+lookup (memoised from the raw request target), one dictionary read (two for a varied answer:
+its marker, then the variant the request selects), a freshness comparison and
 two `send`s; everything else goes through the engine. The lifespan owns the upstream HTTP client,
 the Redis connection and the heartbeat to the parent.
 
@@ -30,7 +30,7 @@ from proxy.core.directives import CacheControl, parse_cache_control, request_cac
 from proxy.core.entry import Entry
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.frontier import is_frontier_path
-from proxy.core.headers import Headers, end_to_end, get_all, get_first, with_via
+from proxy.core.headers import Headers, end_to_end, get_first, with_via
 from proxy.core.keys import primary_key, variant_key
 from proxy.core.memo import remember
 from proxy.core.serving import hit_head, hit_headers, prepare
@@ -137,7 +137,6 @@ class ProxyApp:
         self.admin = admin_routes(self)
         self.gate = Gate(settings)
         self._keys: dict[bytes, str] = {}
-        self._variants: dict[tuple[str, tuple[bytes, ...], tuple[bytes, ...]], str] = {}
         # Cache-Control values that cannot turn a fresh entry away (frontier_client's
         # `max-stale=1` on every request): such requests keep the hot path.
         self._harmless: dict[bytes, bool] = {}
@@ -244,17 +243,6 @@ class ProxyApp:
                 return False
         return True
 
-    def _variant(self, key: str, marker: VaryMarker, headers: Headers) -> str:
-        """The key of the variant of `key` that `headers` select, memoised by the request's
-        values of the varying fields (a farm's nodes all send the same Accept-Encoding)."""
-        values = tuple(b",".join(get_all(headers, name)) for name in marker.vary)
-        memo_key = (key, marker.vary, values)
-        variant = self._variants.get(memo_key)
-        if variant is None:
-            variant = variant_key(key, marker.vary, headers)
-            remember(self._variants, memo_key, variant, KEY_MEMO_LIMIT)
-        return variant
-
     def fresh_entry(
         self, key: str, headers: Headers, special: list[tuple[bytes, bytes]], now: int
     ) -> Entry | None:
@@ -266,7 +254,7 @@ class ProxyApp:
             return None
         entry = self.l1.peek(key)
         if type(entry) is VaryMarker:
-            entry = self.l1.peek(self._variant(key, entry, headers))
+            entry = self.l1.peek(variant_key(key, entry.vary, headers))
         epoch = self.epoch.value
         if (
             type(entry) is Entry
