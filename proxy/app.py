@@ -14,11 +14,13 @@ streamed to HTTP/1.1 clients and spooled to a temporary file first for HTTP/1.0 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import unquote
 
 import httpx
@@ -33,7 +35,7 @@ from proxy.core.frontier import is_frontier_path
 from proxy.core.headers import Headers, end_to_end, get_first, with_via
 from proxy.core.keys import primary_key, variant_key
 from proxy.core.memo import remember
-from proxy.core.serving import hit_head, hit_headers, prepare
+from proxy.core.serving import hit_head, hit_headers, prepare, response_head
 from proxy.core.status import cache_status
 from proxy.core.validators import not_modified
 from proxy.engine import Engine, Outcome, Request
@@ -48,10 +50,13 @@ from proxy.storage.tiered import TieredStore
 from proxy.tree import FanOut, Registry, heartbeat
 from proxy.upstream import AllUpstreamsFailed, UpstreamResponse, Upstreams
 
-__all__ = ["ProxyApp", "create_app", "system_clock"]
+__all__ = ["COLLAPSED", "ProxyApp", "create_app", "system_clock"]
 
 log = logging.getLogger("outpost.proxy")
 KEY_MEMO_LIMIT = 100_000
+# Scope key under which `proxy.protocol` hands over the outcome of the fetch a request waited
+# for below ASGI, when it cannot answer the request itself.
+COLLAPSED = "outpost.collapsed"
 SPOOL_CHUNK = 1024 * 1024
 HTTP_1_0 = frozenset({"1.0", "1", "0.9"})  # granian reports HTTP/1.0 as "1"
 STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: upstreams failed
@@ -277,11 +282,9 @@ class ProxyApp:
         origin-form `target`, counted; None when the request must go through the ASGI app
         (admin routes, a client or forward mode the gate must check, anything but a hit)."""
         started = time.perf_counter()
-        if target[:1] != b"/" or target.startswith(b"/_outpost/") or not target.isascii():
+        key = self._protocol_key(target, client)
+        if key is None:
             return None
-        if not self.gate.admits_known(client):
-            return None
-        key = self._keys.get(target) or self._key(_target_scope(target))  # the same memo
         now = self.clock()
         special = [(k, v) for k, v in headers if k in _SPECIAL]
         entry = self.fresh_entry(key, headers, special, now)
@@ -291,6 +294,73 @@ class ProxyApp:
         answer = hit_head(entry, now, self.epoch.value), body
         self.tally.count_fast_hit(time.perf_counter() - started, len(body))
         return answer
+
+    def pending_fetch(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+    ) -> asyncio.Future[Outcome] | None:
+        """For `proxy.protocol`: the upstream fetch already in flight that a GET or HEAD of
+        `target`, with nothing of it in memory, would wait for in the engine (joined as a
+        waiter), or None when the request must go through the ASGI app. At a run start
+        hundreds of a node's clients ask for the run's new resolve URL at once; they wait for
+        its one fetch here, below ASGI, instead of each going through a request cycle.
+
+        Only a request without directives or validators waits here (the engine decides what
+        those get: an only-if-cached miss is answered at once), and only when nothing is
+        stored for its key: a stale entry may be served while it is revalidated."""
+        key = self._protocol_key(target, client)
+        if key is None or any(k in _SPECIAL for k, _ in headers):
+            return None
+        stored = self.l1.peek(key)
+        if type(stored) is VaryMarker:
+            key = variant_key(key, stored.vary, headers)
+            stored = self.l1.peek(key)
+        flight = self.engine.flights.wait(key) if stored is None else None
+        if flight is None:
+            return None
+        self.metrics.coalesced.inc()
+        return flight.result
+
+    def answer_collapsed(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        head: bool,
+        outcome: Outcome,
+        started: float,
+    ) -> tuple[bytes, bytes] | None:
+        """For `proxy.protocol`: the response head and body for a request that waited, since
+        `started` (`time.perf_counter()`), for the fetch that ended with `outcome`, as the
+        engine answers a collapsed request; None when the ASGI app must answer it from
+        `outcome` (under the scope key COLLAPSED): the fetch failed or stored nothing, or
+        stored another variant than this request's."""
+        fetched = outcome.entry
+        if fetched is None or outcome.error is not None or outcome.warning is not None:
+            return None
+        key = self._keys.get(target)
+        if key is None:
+            return None
+        now = self.clock()
+        entry = self.fresh_entry(key, headers, [], now)
+        if entry is None or entry.body is not fetched.body:
+            return None
+        status = self.engine.status_for(replace(outcome, collapsed=True), False, now)
+        body = b"" if head else entry.body
+        answer = response_head(entry.status, self.engine.entry_headers(entry, now, status)), body
+        self.tally.count_fast_collapsed(time.perf_counter() - started, len(body))
+        return answer
+
+    def _protocol_key(self, target: bytes, client: tuple[str, int] | None) -> str | None:
+        """The cache key of an origin-form `target` from an admitted client, for requests
+        `proxy.protocol` may answer itself; None for the rest (admin routes, a client or
+        forward mode the gate must check)."""
+        if target[:1] != b"/" or target.startswith(b"/_outpost/") or not target.isascii():
+            return None
+        if not self.gate.admits_known(client):
+            return None
+        return self._keys.get(target) or self._key(_target_scope(target))  # the same memo
 
     async def read(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
@@ -317,7 +387,12 @@ class ProxyApp:
             headers=headers,
             cache_control=_request_cache_control(special, frontier=is_frontier_path(key)),
         )
-        outcome, cached = await self.engine.resolve(request)
+        collapsed: Outcome | None = scope.get(COLLAPSED)
+        if collapsed is not None and self.engine.suits(request, collapsed):
+            # it waited in `proxy.protocol` for a fetch that ended so
+            outcome, cached = replace(collapsed, collapsed=True), False
+        else:
+            outcome, cached = await self.engine.resolve(request)
         await self._serve(send, scope, request, outcome, cached, special)
         if outcome.too_large:
             self.tally.count("pass", time.perf_counter() - started, 0)

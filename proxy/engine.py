@@ -80,6 +80,7 @@ class Outcome:
     too_large: bool = False  # over max_object_bytes: every requester streams it uncached
     warning: bytes | None = None  # an upstream served this stale: passed on, never stored
     collapsed: bool = False  # answered by another request's fetch (RFC 9211 `collapsed`)
+    variant: str | None = None  # the key `entry` was stored under (its variant's, if it varies)
 
 
 class Engine:
@@ -135,7 +136,10 @@ class Engine:
                 return Outcome(entry=entry, fwd="stale-while-revalidate"), True
             case Verdict.MISS | Verdict.REVALIDATE:
                 fwd = "miss" if decision.verdict is Verdict.MISS else decision.detail or "stale"
-                return await self._coalesced(key, request, entry, fwd), False
+                outcome = await self._coalesced(key, request, entry, fwd)
+                if outcome.collapsed and not self.suits(request, outcome):
+                    return await self.resolve(request)  # its own variant: now it has a marker
+                return outcome, False
             case Verdict.PASS:
                 raise AssertionError("PASS requests are forwarded by the app")
             case _:
@@ -154,9 +158,13 @@ class Engine:
         try:
             outcome = await asyncio.wait_for(asyncio.shield(flight.result), self.coalesce_timeout)
         except TimeoutError:
-            detail = f"the upstream fetch took longer than {self.coalesce_timeout} s"
-            return Outcome(error=GatewayTimeout(detail, accepted=self.upstreams.urls), fwd=fwd)
+            return self.waited_too_long(fwd)
         return outcome if leader else replace(outcome, collapsed=True)
+
+    def waited_too_long(self, fwd: str) -> Outcome:
+        """What a request gets that waited `coalesce_timeout` for a fetch still in flight."""
+        detail = f"the upstream fetch took longer than {self.coalesce_timeout} s"
+        return Outcome(error=GatewayTimeout(detail, accepted=self.upstreams.urls), fwd=fwd)
 
     def _start(self, key: str, request: Request, entry: Entry, fwd: str) -> None:
         """Revalidate in the background (stale-while-revalidate), unless already under way."""
@@ -207,13 +215,14 @@ class Engine:
                 return Outcome(
                     entry=refreshed, fwd=fwd, response=_status_only(response), warning=warning
                 )
-            await self._put(key, request, refreshed)
+            variant = await self._put(key, request, refreshed)
             self.metrics.revalidations.labels("304").inc()
             return Outcome(
                 entry=refreshed,
                 fwd=fwd,
                 stored=True,
                 response=_status_only(response),
+                variant=variant,
             )
         if entry is not None:
             self.metrics.revalidations.labels(str(response.status)).inc()
@@ -234,13 +243,14 @@ class Engine:
         fresh = make_entry(
             response.status, response.headers, response.body, request_time, response_time, epoch
         )
-        await self._put(key, request, fresh)
+        variant = await self._put(key, request, fresh)
         return Outcome(
             entry=fresh,
             fwd=fwd,
             stored=True,
             response=_status_only(response),
             warning=get_first(response.headers, b"warning"),
+            variant=variant,
         )
 
     def _after_error(self, entry: Entry | None, error: AllUpstreamsFailed, fwd: str) -> Outcome:
@@ -249,12 +259,24 @@ class Engine:
             return Outcome(entry=entry, error=error, fwd="stale")
         return Outcome(error=error, fwd=fwd)
 
-    async def _put(self, key: str, request: Request, entry: Entry) -> None:
+    async def _put(self, key: str, request: Request, entry: Entry) -> str:
+        """Store `entry` (and, if it varies, the marker that says on what); its key."""
         keep_for = (entry.freshness + max(self.stale_window, entry.stale_if_error)) // SECOND + 1
         if entry.vary:
             await self.store.put(request.key, VaryMarker(entry.vary), keep_for)
             key = variant_key(request.key, entry.vary, request.headers)
         await self.store.put(key, entry, keep_for)
+        return key
+
+    @staticmethod
+    def suits(request: Request, outcome: Outcome) -> bool:
+        """Whether a fetch made for another request stored what `request` selects: not when
+        the answer turned out to vary (`Vary: Accept-Encoding`) and `request` selects another
+        variant than the one that was fetched and stored."""
+        entry = outcome.entry
+        if entry is None or not entry.vary or outcome.variant is None:
+            return True
+        return variant_key(request.key, entry.vary, request.headers) == outcome.variant
 
     def _upstream_headers(
         self, request: Request, entry: Entry | None, fwd: str
@@ -304,9 +326,16 @@ class Engine:
                 fwd="stale",
                 fwd_status=fwd_status,
                 stored=outcome.stored,
+                collapsed=outcome.collapsed,
                 detail=outcome.fwd,
             )
-        return cache_status(self.name, fwd="miss", fwd_status=fwd_status, stored=outcome.stored)
+        return cache_status(
+            self.name,
+            fwd="miss",
+            fwd_status=fwd_status,
+            stored=outcome.stored,
+            collapsed=outcome.collapsed,
+        )
 
     async def close(self) -> None:
         for task in list(self._tasks):

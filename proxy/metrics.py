@@ -29,6 +29,7 @@ class Tally(Collector):
         self.buckets = {r: [0] * (len(BOUNDS) + 1) for r in RESULTS}
         self.bytes = 0
         self.fast_hits = 0
+        self.fast_collapsed = 0
 
     def count(self, result: str, seconds: float, size: int) -> None:
         self.counts[result] += 1
@@ -40,6 +41,11 @@ class Tally(Collector):
         """A hit answered below ASGI (`proxy.protocol`): a hit, and counted apart as well."""
         self.count("hit", seconds, size)
         self.fast_hits += 1
+
+    def count_fast_collapsed(self, seconds: float, size: int) -> None:
+        """A request that waited below ASGI for another one's fetch and was answered there."""
+        self.count("collapsed", seconds, size)
+        self.fast_collapsed += 1
 
     def hit_ratio(self) -> float:
         """Share of cacheable answers that cost no upstream request of their own: hits, and
@@ -72,6 +78,12 @@ class Tally(Collector):
             "outpost_proxy_fast_hits",
             "Hits written by the HTTP protocol itself, without the ASGI app (also in requests).",
             value=self.fast_hits,
+        )
+        yield CounterMetricFamily(
+            "outpost_proxy_fast_collapsed",
+            "Requests that waited for another one's fetch and were written by the HTTP protocol"
+            " itself, without the ASGI app (also in requests, as collapsed).",
+            value=self.fast_collapsed,
         )
 
 

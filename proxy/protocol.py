@@ -18,18 +18,31 @@ It takes the hit path only when that cannot change what the client sees:
 - `answer_hit` agrees: origin-form target, a client the gate already admitted, no forward mode,
   not an admin route, the request's directives leave a fresh memory entry servable.
 
-It builds on uvicorn's protocol internals (`cycle`, `pipeline`, `flow`, `url`, `headers`), so
+A plain GET whose URL is not stored yet but already being fetched (at a run start, hundreds of
+a node's clients ask for the run's new resolve URL within milliseconds) waits below ASGI as
+well: uvicorn makes its request cycle as usual, so pipelining, keep-alive and shutdown work
+unchanged, but instead of running the app the protocol waits for the fetch and then writes
+the answer the engine gives a collapsed request (`ProxyApp.answer_collapsed`), in one write.
+If the fetch failed, stored another variant or took longer than `coalesce_timeout_seconds`,
+the cycle runs the ASGI app with the fetch's outcome, which it serves as it serves the
+engine's own waiters.
+
+It builds on uvicorn's protocol internals (`cycle`, `pipeline`, `flow`, `url`, `headers`,
+`_start_asgi_task`), so
 `pyproject.toml` bounds uvicorn's version; `tests/integration/test_hit_protocol.py` checks the
 behaviour that depends on them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from proxy.app import ProxyApp
+from proxy.app import COLLAPSED, ProxyApp
+from proxy.engine import Outcome
 
 __all__ = ["HitProtocol", "find_proxy_app"]
 
@@ -48,16 +61,63 @@ class HitProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.proxy = find_proxy_app(self.app)
         self.answered = False  # the current request was answered by the hit path
+        self.pending: asyncio.Future[Outcome] | None = None  # the fetch it is to wait for
 
     def on_message_begin(self) -> None:
         self.answered = False
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        if self.proxy is not None and self._idle() and self._answer_hit(self.proxy):
-            self.answered = True
+        proxy = self.proxy
+        if proxy is not None and self._idle() and self._plain():
+            head = self.parser.get_method() == b"HEAD"
+            answer = proxy.answer_hit(self.url, self.headers, self.client, head)
+            if answer is not None:
+                self._write(answer)
+                self.answered = True
+                self.server_state.total_requests += 1
+                self._unset_keepalive_if_required()  # several requests may arrive in one read
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+                return
+            self.pending = proxy.pending_fetch(self.url, self.headers, self.client)
+        super().on_headers_complete()  # makes the cycle; `_start_asgi_task` takes `pending`
+        self.pending = None
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        pending, self.pending = self.pending, None
+        if pending is None or app is not self.app or self.proxy is None:
+            super()._start_asgi_task(cycle, app)
             return
-        super().on_headers_complete()
+        _Waiter(self, self.proxy, cycle, app, pending)
+
+    def finish_waiting(self, waiter: _Waiter) -> None:
+        """The fetch `waiter` waited for landed (or it waited too long): answer, or hand the
+        request to the ASGI app."""
+        cycle, proxy = waiter.cycle, waiter.proxy
+        if cycle.disconnected:
+            return  # the client left while it waited
+        pending = waiter.pending
+        if pending.done() and not pending.cancelled():
+            outcome = pending.result()
+        else:
+            outcome = proxy.engine.waited_too_long("miss")  # it waited for a miss's fetch
+        answer = None
+        if not self.flow.write_paused:  # a slow reader gets the ASGI cycle's back-pressure
+            answer = proxy.answer_collapsed(
+                waiter.target, waiter.headers, waiter.head, outcome, waiter.started
+            )
+        if answer is None:  # the app answers it from the outcome, as the engine's waiters
+            cycle.scope[COLLAPSED] = outcome  # type: ignore[literal-required]
+            super()._start_asgi_task(cycle, waiter.app)
+            return
+        self._write(answer)
+        cycle.response_started = cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:  # the server is shutting down
+            self.transport.close()
+        cycle.on_response()  # counts it; the next pipelined request, or the keep-alive timer
 
     def on_body(self, body: bytes) -> None:
         if not self.answered:  # a GET's body, if any, is read and dropped
@@ -77,24 +137,49 @@ class HitProtocol(HttpToolsProtocol):
             and not self.access_log
         )
 
-    def _answer_hit(self, proxy: ProxyApp) -> bool:
+    def _plain(self) -> bool:
+        """An HTTP/1.1 keep-alive GET or HEAD that asks for no upgrade."""
         parser = self.parser
-        if parser.get_http_version() != "1.1" or not parser.should_keep_alive():
-            return False
-        method = parser.get_method()
-        if method not in (b"GET", b"HEAD") or parser.should_upgrade():
-            return False
-        answer = proxy.answer_hit(self.url, self.headers, self.client, method == b"HEAD")
-        if answer is None:
-            return False
+        return (
+            parser.get_http_version() == "1.1"
+            and parser.should_keep_alive()
+            and parser.get_method() in (b"GET", b"HEAD")
+            and not parser.should_upgrade()
+        )
+
+    def _write(self, answer: tuple[bytes, bytes]) -> None:
         head, body = answer
         if body:
             self.transport.writelines(answer)  # one write call (uvloop: one writev)
         else:
             self.transport.write(head)
-        self.server_state.total_requests += 1
-        self._unset_keepalive_if_required()  # several requests may arrive in one read
-        self.timeout_keep_alive_task = self.loop.call_later(
-            self.timeout_keep_alive, self.timeout_keep_alive_handler
-        )
-        return True
+
+
+class _Waiter:
+    """One request waiting below ASGI for the fetch of its URL that is already in flight."""
+
+    def __init__(
+        self,
+        protocol: HitProtocol,
+        proxy: ProxyApp,
+        cycle: RequestResponseCycle,
+        app: Any,
+        pending: asyncio.Future[Outcome],
+    ) -> None:
+        self.protocol, self.proxy, self.cycle, self.app = protocol, proxy, cycle, app
+        self.pending = pending
+        self.target, self.headers = protocol.url, protocol.headers
+        self.head = cycle.scope["method"] == "HEAD"
+        self.started = time.perf_counter()
+        self.settled = False
+        timeout = proxy.engine.coalesce_timeout
+        self.timer = protocol.loop.call_later(timeout, self.settle)
+        pending.add_done_callback(self.settle)
+
+    def settle(self, _: object = None) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.timer.cancel()
+        self.pending.remove_done_callback(self.settle)
+        self.protocol.finish_waiting(self)

@@ -37,6 +37,13 @@ class FlightTable(Generic[T]):
         self.flights[key] = flight
         return flight, True
 
+    def wait(self, key: str) -> Flight[T] | None:
+        """The flight for `key`, joined as a waiter, if one is in the air; never starts one."""
+        flight = self.flights.get(key)
+        if flight is not None:
+            flight.waiters += 1
+        return flight
+
     def land(self, key: str) -> Flight[T] | None:
         """The leader is done: later requests start a new flight."""
         return self.flights.pop(key, None)

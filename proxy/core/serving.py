@@ -16,7 +16,7 @@ from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import get_all
 from proxy.core.status import chain
 
-__all__ = ["hit_head", "hit_headers", "prepare"]
+__all__ = ["hit_head", "hit_headers", "prepare", "response_head"]
 
 _REPLACED = frozenset({b"cache-status", b"content-length", b"via", EPOCH_HEADER})
 
@@ -58,11 +58,16 @@ def hit_head(entry: Entry, now: int, epoch: int) -> bytes:
     headers = hit_headers(entry, now, epoch)
     memo = entry.serving.memo  # type: ignore[union-attr]  # hit_headers asserted it
     if memo[3] is None:
-        lines = [b"HTTP/1.1 %d %s\r\n" % (entry.status, _reason(entry.status))]
-        lines += [b"%s: %s\r\n" % header for header in headers]
-        lines.append(b"\r\n")
-        memo[3] = b"".join(lines)
+        memo[3] = response_head(entry.status, headers)
     return memo[3]  # type: ignore[return-value]
+
+
+def response_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The status line, `headers` and the blank line of an HTTP/1.1 response, as bytes."""
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+    lines += [b"%s: %s\r\n" % header for header in headers]
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 def _reason(status: int) -> bytes:

@@ -81,3 +81,14 @@ def test_landing_a_key_not_in_flight_is_none() -> None:
 
 def test_an_empty_table_has_no_flights() -> None:
     assert len(counter_table()) == 0
+
+
+def test_waiting_joins_a_flight_in_the_air_and_never_starts_one() -> None:
+    table = counter_table()
+    assert table.wait("k") is None
+    assert len(table) == 0
+    flight, _ = table.join("k")
+    assert table.wait("k") is flight
+    assert flight.waiters == 1
+    table.land("k")
+    assert table.wait("k") is None

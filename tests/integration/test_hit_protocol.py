@@ -6,19 +6,23 @@ keep-alive timer still closing idle connections."""
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
+from support.servers import free_port, run_process
 from support.stack import Server, Stack
 
 from origin.sample import HLT_GLOBAL_TAG
 
 RESOLVE = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=500"
 FAST_HITS = "outpost_proxy_fast_hits_total"
+SUPPORT = Path(__file__).parent.parent / "support"
 
 
 @dataclass
@@ -228,3 +232,131 @@ def test_the_keepalive_timer_closes_idle_connections_after_hits(
     time.sleep(2.0)
     assert connection.closed_by_server()
     connection.close()
+
+
+# --- requests waiting below ASGI for a fetch already in flight ---------------------------------
+
+COLLAPSED_BELOW = "outpost_proxy_fast_collapsed_total"
+WAITERS = 12
+
+
+@pytest.fixture
+def slow_node(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Server]]:
+    """`tests/support/slow_origin.py` on loopback and one node proxy in front of it."""
+    port = free_port()
+    upstream = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(SUPPORT), "slow_origin:app"]
+    command += ["--port", str(port), "--log-level", "warning"]
+    stack.stack.enter_context(run_process(command, tmp_path / "slow.log", f"{upstream}/healthz"))
+    env = {"OUTPOST_PROXY_COALESCE_TIMEOUT_SECONDS": "3"}
+    yield upstream, stack.proxy("node", [upstream], env=env)
+
+
+def _storm(node: Server, path: str, lead: float = 0.4) -> tuple[Answer, list[Answer]]:
+    """One request for `path`, then, while its fetch is in flight, WAITERS more on their own
+    connections; the first answer and the others'."""
+    leader = Connection(node.url)
+    leader.send(get(path))
+    time.sleep(lead)  # the leader's fetch is under way
+    others = [Connection(node.url) for _ in range(WAITERS)]
+    for connection in others:
+        connection.send(get(path))
+    answers = [connection.answer() for connection in others]
+    first = leader.answer()
+    for connection in [leader, *others]:
+        connection.close()
+    return first, answers
+
+
+def test_requests_for_a_url_in_flight_wait_below_asgi_for_its_one_fetch(
+    slow_node: tuple[str, Server],
+) -> None:
+    upstream, node = slow_node
+    first, waiters = _storm(node, "/slow/a?delay=1.5")
+    assert httpx.get(f"{upstream}/count/a").json() == 1
+    assert node.metric(COLLAPSED_BELOW) == WAITERS
+    assert node.metric("outpost_proxy_requests_total", result="collapsed") == WAITERS
+    assert first.header("cache-status") == "node; fwd=miss; fwd-status=200; stored"
+    for answer in waiters:
+        assert answer.status == 200
+        assert answer.body == first.body
+        assert answer.header("cache-status") == "node; fwd=miss; fwd-status=200; stored; collapsed"
+        same = [(k, v) for k, v in answer.headers if k not in ("cache-status", "age")]
+        assert same == [(k, v) for k, v in first.headers if k not in ("cache-status", "age")]
+    again = Connection(node.url)  # stored: now a plain hit
+    again.send(get("/slow/a?delay=1.5"))
+    assert again.answer().header("cache-status").startswith("node; hit; ttl=")
+    again.close()
+
+
+def test_a_request_pipelined_behind_a_waiting_one_is_answered_after_it(
+    slow_node: tuple[str, Server],
+) -> None:
+    _, node = slow_node
+    warm = httpx.get(f"{node.url}/slow/warm").content  # stored: a hit below ASGI
+    leader = Connection(node.url)
+    leader.send(get("/slow/b?delay=1"))
+    time.sleep(0.3)
+    connection = Connection(node.url)
+    connection.send(get("/slow/b?delay=1"), get("/slow/warm"))  # one write
+    waited, behind = connection.answer(), connection.answer()
+    assert orjson.loads(waited.body)["name"] == "b"
+    assert waited.header("cache-status").endswith("collapsed")
+    assert behind.body == warm
+    assert leader.answer().body == waited.body
+    assert node.metric(COLLAPSED_BELOW) == 1
+    leader.close()
+    connection.close()
+
+
+def test_waiters_of_a_failed_fetch_get_what_the_engine_gives_its_own_waiters(
+    slow_node: tuple[str, Server],
+) -> None:
+    """A 404 without freshness is not stored: the protocol hands its waiters to the ASGI app
+    with the fetch's outcome, which passes the one answer on to each, without asking upstream
+    again."""
+    upstream, node = slow_node
+    first, waiters = _storm(node, "/slow/down?delay=1&status=404")
+    assert httpx.get(f"{upstream}/count/down").json() == 1
+    assert node.metric(COLLAPSED_BELOW) == 0
+    assert [a.status for a in waiters] == [first.status] * WAITERS == [404] * WAITERS
+    assert {a.body for a in waiters} == {first.body}
+
+
+def test_waiters_give_up_after_the_coalesce_timeout_as_the_engine_does(
+    slow_node: tuple[str, Server],
+) -> None:
+    _, node = slow_node
+    started = time.monotonic()
+    first, waiters = _storm(node, "/slow/late?delay=4", lead=0.2)
+    assert [a.status for a in waiters] == [504] * WAITERS
+    assert "longer than 3.0 s" in waiters[0].body.decode()
+    assert first.status == 504  # the leader waits as long (its fetch goes on)
+    assert time.monotonic() - started < 4.5
+    assert node.metric(COLLAPSED_BELOW) == 0
+
+
+def test_waiters_that_select_another_variant_get_their_own(
+    slow_node: tuple[str, Server],
+) -> None:
+    """The fetch is made with the leader's Accept-Encoding; a waiter that does not accept gzip
+    must not be given the gzip variant it stored, below ASGI or through the engine."""
+    upstream, node = slow_node
+    path = "/slow/v?delay=1&vary=1"
+    leader = Connection(node.url)
+    leader.send(get(path, extra="Accept-Encoding: gzip\r\n"))
+    time.sleep(0.3)
+    plain = Connection(node.url)
+    plain.send(get(path))
+    old = Connection(node.url)  # HTTP/1.0: through the ASGI app and the engine
+    old.send(get(path, version="1.0"))
+    zipped = leader.answer()
+    assert zipped.header("content-encoding") == "gzip"
+    for connection in (plain, old):
+        answer = connection.answer()
+        assert answer.status == 200
+        assert "content-encoding" not in dict(answer.headers)
+        assert orjson.loads(answer.body)["coding"] == "identity"
+    for connection in (leader, plain, old):
+        connection.close()
+    assert httpx.get(f"{upstream}/count/v").json() == 2
