@@ -1,7 +1,8 @@
 """Plain hits answered below ASGI (`proxy.protocol.HitProtocol`, `outpost proxy` on uvicorn),
 on a real origin and proxy over raw sockets: the same answers as the ASGI path, in request
 order on pipelined connections, HEAD without a body, the gate and directives respected, and the
-keep-alive timer still closing idle connections."""
+keep-alive timer still closing idle connections; and requests for a URL whose fetch is in
+flight waiting for it there (behind a slow upstream, `tests/support/slow_origin.py`)."""
 
 from __future__ import annotations
 
