@@ -28,9 +28,8 @@ the cycle runs the ASGI app with the fetch's outcome, which it serves as it serv
 engine's own waiters.
 
 It builds on uvicorn's protocol internals (`cycle`, `pipeline`, `flow`, `url`, `headers`,
-`_start_asgi_task`), so
-`pyproject.toml` bounds uvicorn's version; `tests/integration/test_hit_protocol.py` checks the
-behaviour that depends on them.
+`_start_asgi_task`), so `pyproject.toml` bounds uvicorn's version;
+`tests/integration/test_hit_protocol.py` checks the behaviour that depends on them.
 """
 
 from __future__ import annotations
