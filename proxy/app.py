@@ -257,9 +257,7 @@ class ProxyApp:
         variant the request's `headers` select, as the engine does."""
         if special and not self._plain(special):
             return None
-        entry = self.l1.peek(key)
-        if type(entry) is VaryMarker:
-            entry = self.l1.peek(variant_key(key, entry.vary, headers))
+        _, entry = self._in_memory(key, headers)
         epoch = self.epoch.value
         if (
             type(entry) is Entry
@@ -313,10 +311,7 @@ class ProxyApp:
         key = self._protocol_key(target, client)
         if key is None or any(k in _SPECIAL for k, _ in headers):
             return None
-        stored = self.l1.peek(key)
-        if type(stored) is VaryMarker:
-            key = variant_key(key, stored.vary, headers)
-            stored = self.l1.peek(key)
+        key, stored = self._in_memory(key, headers)
         flight = self.engine.flights.wait(key) if stored is None else None
         if flight is None:
             return None
@@ -351,6 +346,16 @@ class ProxyApp:
         answer = response_head(entry.status, self.engine.entry_headers(entry, now, status)), body
         self.tally.count_fast_collapsed(time.perf_counter() - started, len(body))
         return answer
+
+    def _in_memory(self, key: str, headers: Headers) -> tuple[str, Stored | None]:
+        """The key the request's variant is stored under and what memory holds there: a
+        varied answer's marker is followed by the variant `headers` select, as the engine's
+        `find` does over every tier."""
+        stored = self.l1.peek(key)
+        if type(stored) is VaryMarker:
+            key = variant_key(key, stored.vary, headers)
+            stored = self.l1.peek(key)
+        return key, stored
 
     def _protocol_key(self, target: bytes, client: tuple[str, int] | None) -> str | None:
         """The cache key of an origin-form `target` from an admitted client, for requests

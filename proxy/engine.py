@@ -320,21 +320,14 @@ class Engine:
         fwd_status = outcome.response.status if outcome.response is not None else None
         if outcome.error is not None and entry is not None:
             return cache_status(self.name, fwd="stale", detail="stale-if-error")
-        if outcome.fwd in ("epoch", "request", "stale", "no-cache"):
-            return cache_status(
-                self.name,
-                fwd="stale",
-                fwd_status=fwd_status,
-                stored=outcome.stored,
-                collapsed=outcome.collapsed,
-                detail=outcome.fwd,
-            )
+        stale = outcome.fwd in ("epoch", "request", "stale", "no-cache")
         return cache_status(
             self.name,
-            fwd="miss",
+            fwd="stale" if stale else "miss",
             fwd_status=fwd_status,
             stored=outcome.stored,
             collapsed=outcome.collapsed,
+            detail=outcome.fwd if stale else None,
         )
 
     async def close(self) -> None:
