@@ -15,6 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from outpost import logsafe
 from outpost.commands import db, loadtest, runcontrol, serve, stack
 from outpost.config import SettingsError
 from outpost.errors import OutpostError
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logsafe.install()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -207,6 +207,8 @@ async def _warm_urls(app: ProxyApp, document: dict[str, Any]) -> list[str]:
             isinstance(u, str) and u.startswith("/") for u in urls
         ):
             raise BadRequest("urls must be a list of paths", accepted=["/v1/payloads/…"])
+        for url in urls:  # each must be a target a shared fetch may send (BadRequest if not)
+            primary_key(*url.partition("?")[::2])
         return list(dict.fromkeys(urls))
     globaltag, run = document.get("globaltag"), document.get("run")
     if not isinstance(globaltag, str) or not is_plain_name(globaltag) or not isinstance(run, int):
@@ -229,9 +231,8 @@ async def _warm_urls(app: ProxyApp, document: dict[str, Any]) -> list[str]:
 
 async def _fetch(app: ProxyApp, url: str, coding: bytes = b"identity") -> Any:
     path, _, query = url.partition("?")
-    key = primary_key(path, query, path)  # warm URLs are given raw, as a client sends them
-    target = key if key.startswith("/v1/") else url
-    request = Request("GET", target, path, key, [(b"accept-encoding", coding)], CacheControl())
+    key = primary_key(path, query)  # warm URLs are given raw, as a client sends them
+    request = Request("GET", key, [(b"accept-encoding", coding)], CacheControl())
     outcome, _ = await app.engine.resolve(request)
     return outcome.entry
 

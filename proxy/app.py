@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from outpost.errors import BadGateway, OutpostError, PayloadTooLarge
+from outpost.errors import BadGateway, BadRequest, OutpostError, PayloadTooLarge
 from proxy.admin import admin_routes
 from proxy.core.directives import CacheControl, parse_cache_control, request_cache_control
 from proxy.core.entry import Entry
@@ -48,7 +48,13 @@ from proxy.storage.memory import MemoryStore
 from proxy.storage.redis import RedisStore
 from proxy.storage.tiered import TieredStore
 from proxy.tree import FanOut, Registry, heartbeat
-from proxy.upstream import AllUpstreamsFailed, UpstreamResponse, Upstreams
+from proxy.upstream import (
+    AllUpstreamsFailed,
+    NoCookies,
+    UnsendableRequest,
+    UpstreamResponse,
+    Upstreams,
+)
 
 __all__ = ["COLLAPSED", "ProxyApp", "create_app", "system_clock"]
 
@@ -61,6 +67,8 @@ SPOOL_CHUNK = 1024 * 1024
 HTTP_1_0 = frozenset({"1.0", "1", "0.9"})  # granian reports HTTP/1.0 as "1"
 STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: upstreams failed
 _NO_CACHE = CacheControl()
+_NOT_RELAYED = frozenset({b"cache-status", EPOCH_HEADER})  # each proxy writes its own
+_NOT_RELAYED_COLLAPSED = _NOT_RELAYED | {b"set-cookie"}
 _SPECIAL = frozenset(
     {
         b"cache-control",
@@ -103,6 +111,7 @@ class ProxyApp:
             headers={"user-agent": f"outpost-proxy/{settings.name}"},
             trust_env=False,
         )
+        self.client.cookies = NoCookies()  # fetches are shared: keep no cookie state
         self.redis = RedisStore(settings.redis) if settings.redis and store is None else None
         self.store = store or TieredStore(
             MemoryStore(settings.cache_size),
@@ -133,6 +142,8 @@ class ProxyApp:
             clock=self.clock,
             stale_if_error=settings.stale_if_error_seconds,
             coalesce_timeout=settings.coalesce_timeout_seconds,
+            negative_ttl=settings.negative_ttl_seconds,
+            max_object=settings.max_object_bytes,
         )
         self.fan_out = FanOut(
             settings.run_control_token,
@@ -141,7 +152,7 @@ class ProxyApp:
         )
         self.admin = admin_routes(self)
         self.gate = Gate(settings)
-        self._keys: dict[bytes, str] = {}
+        self._keys: dict[bytes, str | BadRequest] = {}
         # Cache-Control values that cannot turn a fresh entry away (frontier_client's
         # `max-stale=1` on every request): such requests keep the hot path.
         self._harmless: dict[bytes, bool] = {}
@@ -221,15 +232,18 @@ class ProxyApp:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def _key(self, scope: Scope) -> str:
-        """The primary key, memoised by the request target as received (path and query)."""
+    def _key(self, scope: Scope) -> str | BadRequest:
+        """The primary key (also the target a shared fetch sends upstream), or why the request
+        target is refused; memoised by the request target as received (path and query)."""
         raw = scope.get("raw_path") or scope["path"].encode()
         query_string = scope["query_string"]
         target = raw + b"?" + query_string if query_string else raw
         key = self._keys.get(target)
         if key is None:
-            query = scope["query_string"].decode("latin-1")
-            key = primary_key(scope["path"], query, raw.decode("latin-1"))
+            try:
+                key = primary_key(raw.decode("latin-1"), query_string.decode("latin-1"))
+            except BadRequest as refused:
+                key = refused
             remember(self._keys, target, key, KEY_MEMO_LIMIT)
         return key
 
@@ -335,7 +349,7 @@ class ProxyApp:
         if fetched is None or outcome.error is not None or outcome.warning is not None:
             return None
         key = self._keys.get(target)
-        if key is None:
+        if not isinstance(key, str):
             return None
         now = self.clock()
         entry = self.fresh_entry(key, headers, [], now)
@@ -361,15 +375,19 @@ class ProxyApp:
         """The cache key of an origin-form `target` from an admitted client, for requests
         `proxy.protocol` may answer itself; None for the rest (admin routes, a client or
         forward mode the gate must check)."""
-        if target[:1] != b"/" or target.startswith(b"/_outpost/") or not target.isascii():
+        if target[:1] != b"/" or target.startswith(b"/_outpost/"):
             return None
         if not self.gate.admits_known(client):
             return None
-        return self._keys.get(target) or self._key(_target_scope(target))  # the same memo
+        key = self._keys.get(target) or self._key(_target_scope(target))  # the same memo
+        return key if isinstance(key, str) else None  # a refused target: the app says why
 
     async def read(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
         key = self._key(scope)
+        if not isinstance(key, str):
+            await self._send_error(send, key, cache_status(self.name, detail="refused"))
+            return
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         special = [(k, v) for k, v in headers if k in _SPECIAL]
         now = self.clock()
@@ -381,16 +399,14 @@ class ProxyApp:
             await send({"type": "http.response.body", "body": body})
             self.tally.count("hit", time.perf_counter() - started, len(body))
             return
-        if any(k in (b"authorization", b"cookie", b"range") for k, _ in special):
+        cache_control = _request_cache_control(special, frontier=is_frontier_path(key))
+        if cache_control.no_store or any(
+            k in (b"authorization", b"cookie", b"range") for k, _ in special
+        ):  # this client's own request (RFC 9111 §5.2.1.5: nothing of it is stored)
             await self._forward(scope, send, scope["method"], headers, None)
             return
         request = Request(
-            method=scope["method"],
-            target=key if key.startswith("/v1/") else _raw_target(scope),
-            path=scope["path"],
-            key=key,
-            headers=headers,
-            cache_control=_request_cache_control(special, frontier=is_frontier_path(key)),
+            method=scope["method"], key=key, headers=headers, cache_control=cache_control
         )
         collapsed: Outcome | None = scope.get(COLLAPSED)
         if collapsed is not None and self.engine.suits(request, collapsed):
@@ -446,7 +462,9 @@ class ProxyApp:
     ) -> None:
         response = outcome.response
         assert response is not None
-        headers = [(k, v) for k, v in response.headers if k not in (b"cache-status", EPOCH_HEADER)]
+        # a request that waited on another's fetch gets no cookie meant for that one
+        dropped = _NOT_RELAYED_COLLAPSED if outcome.collapsed else _NOT_RELAYED
+        headers = [(k, v) for k, v in response.headers if k not in dropped]
         headers = with_via(headers, self.name)
         headers.append((b"cache-status", status))
         headers.append((EPOCH_HEADER, str(self.epoch.value).encode()))
@@ -521,6 +539,10 @@ class ProxyApp:
 
     async def pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Unsafe methods go upstream untouched; on success, the URL's entries are invalidated."""
+        key = self._key(scope)
+        if not isinstance(key, str):
+            await self._send_error(send, key, cache_status(self.name, detail="refused"))
+            return
         try:
             body = await _read_body(receive, self.settings.max_request_body_bytes)
         except PayloadTooLarge as error:
@@ -528,7 +550,6 @@ class ProxyApp:
             return
         status = await self._forward(scope, send, scope["method"], scope["headers"], body)
         if status is not None and 200 <= status < 400:
-            key = self._key(scope)
             await self.store.delete(key)  # RFC 9111 §4.4
 
     async def _forward(
@@ -539,7 +560,10 @@ class ProxyApp:
         headers: list[tuple[bytes, bytes]],
         body: bytes | None,
     ) -> int | None:
-        forwarded = with_via(end_to_end(headers, drop=(b"host",)), self.name)
+        # this client's own request, never stored: its fields go up as sent, trimmed of the
+        # white space the upstream client would refuse
+        trimmed = [(k, v.strip(b" \t")) for k, v in end_to_end(headers, drop=(b"host",))]
+        forwarded = with_via(trimmed, self.name)
         status = cache_status(self.name, fwd="bypass" if method in ("GET", "HEAD") else "method")
         try:
             response = await self.upstreams.fetch(
@@ -549,13 +573,12 @@ class ProxyApp:
                 body=body,
                 failover_on_5xx=method in ("GET", "HEAD"),
             )
-        except AllUpstreamsFailed as error:
+        except (AllUpstreamsFailed, UnsendableRequest) as error:
             await self._send_error(send, error, status)
             return None
         self.epoch.adopt(response.epoch)
         # answered as the client asked: a HEAD that was fetched as a GET gets no body
-        target = _raw_target(scope)
-        request = Request(scope["method"], target, scope["path"], "", headers, _NO_CACHE)
+        request = Request(scope["method"], "", headers, _NO_CACHE)
         outcome = Outcome(response=response, fwd="bypass")
         await self._send_upstream(send, request, outcome, status, _http_1_0(scope))
         self.tally.count("pass", 0.0, len(response.body))

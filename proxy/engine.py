@@ -13,57 +13,41 @@ with (a stored entry, an answer not to store, an error) is what each waiter is s
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import assert_never
 
-from outpost.coding import accepts_gzip
 from outpost.errors import GatewayTimeout, OutpostError
 from proxy.core.coalesce import FlightTable
 from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.entry import Entry, make_entry
 from proxy.core.epochs import EPOCH_HEADER
-from proxy.core.headers import end_to_end, get_all, get_first, with_via
+from proxy.core.frontier import is_frontier_path
+from proxy.core.headers import get_all, get_first, with_via
 from proxy.core.keys import variant_key
+from proxy.core.payloads import negative_headers, payload_hash, payload_problem
 from proxy.core.policy import ErrorVerdict, Verdict, after_error, is_storable, lookup
 from proxy.core.serving import prepare
+from proxy.core.shared import shared_request_headers
 from proxy.core.status import cache_status, chain
 from proxy.epoch import EpochState
 from proxy.metrics import ProxyMetrics
 from proxy.storage.base import VaryMarker
 from proxy.storage.tiered import TieredStore
-from proxy.upstream import AllUpstreamsFailed, UpstreamResponse, Upstreams
+from proxy.upstream import AllUpstreamsFailed, UnsendableRequest, UpstreamResponse, Upstreams
 
 __all__ = ["Engine", "Outcome", "Request"]
 
 log = logging.getLogger("outpost.proxy")
 
 SECOND = 1_000_000
-PAYLOAD_PREFIX = "/v1/payloads/"
-# What a client sends that the proxy answers itself, or manages for its own requests upstream.
-_NOT_FORWARDED = (
-    b"host",
-    b"if-none-match",
-    b"if-modified-since",
-    b"cache-control",
-    b"pragma",
-    b"accept-encoding",
-    b"via",
-    b"if-match",
-    b"if-unmodified-since",
-    b"if-range",
-    b"range",
-)
 
 
 @dataclass(frozen=True)
 class Request:
     method: str
-    target: str  # path and query as sent upstream
-    path: str
-    key: str  # primary cache key
+    key: str  # primary cache key, and the target a fetch for it sends upstream
     headers: list[tuple[bytes, bytes]]
     cache_control: CacheControl
 
@@ -95,6 +79,8 @@ class Engine:
         clock: Callable[[], int],
         stale_if_error: float,
         coalesce_timeout: float,
+        negative_ttl: int = 60,
+        max_object: int = 64 * 1024 * 1024,
     ) -> None:
         self.name = name
         self.store = store
@@ -104,10 +90,13 @@ class Engine:
         self.clock = clock
         self.stale_window = int(stale_if_error * SECOND)
         self.coalesce_timeout = coalesce_timeout
+        self.negative_ttl = negative_ttl
+        self.max_object = max_object
         self.flights: FlightTable[asyncio.Future[Outcome]] = FlightTable(
             lambda: asyncio.get_running_loop().create_future()
         )
         self._tasks: set[asyncio.Task[Outcome]] = set()
+        self._own_id = f"outpost-proxy {name}".encode()
 
     # --- lookup ----------------------------------------------------------------------------
 
@@ -197,19 +186,24 @@ class Engine:
         task.add_done_callback(landed)
 
     async def _fetch(self, key: str, request: Request, entry: Entry | None, fwd: str) -> Outcome:
-        headers = self._upstream_headers(request, entry, fwd)
+        headers = self._upstream_headers(request, entry)
         request_time = self.clock()
-        check = _payload_check(request.key) if request.key.startswith(PAYLOAD_PREFIX) else None
+        digest = payload_hash(request.key)
+        check = None if digest is None else self._payload_check(digest)
         try:
-            response = await self.upstreams.fetch("GET", request.target, headers, check=check)
+            response = await self.upstreams.fetch("GET", request.key, headers, check=check)
         except AllUpstreamsFailed as error:
             return self._after_error(entry, error, fwd)
+        except UnsendableRequest as error:  # built from the key alone: the key is at fault
+            return Outcome(error=error, fwd=fwd)
         response_time = self.clock()
         self.epoch.adopt(response.epoch)
         self.metrics.upstream_bytes.inc(len(response.body))
         epoch = self.epoch.value
         if response.status == 304 and entry is not None:
             refreshed = entry.refreshed(response.headers, request_time, response_time, epoch)
+            if digest is not None and refreshed.status != 200:
+                refreshed = self._negative(refreshed)
             warning = get_first(response.headers, b"warning")
             if warning is not None:  # the upstream could not validate either: serve, keep stale
                 return Outcome(
@@ -230,6 +224,8 @@ class Engine:
             if response.close is not None:
                 await response.close()  # type: ignore[misc]
             return Outcome(fwd=fwd, too_large=True)
+        if digest is not None and response.status != 200:
+            response.headers = negative_headers(response.headers, self.negative_ttl)
         response_cc = parse_cache_control(*get_all(response.headers, b"cache-control"))
         if not is_storable(
             "GET",
@@ -252,6 +248,24 @@ class Engine:
             warning=get_first(response.headers, b"warning"),
             variant=variant,
         )
+
+    def _payload_check(self, digest: str) -> Callable[[UpstreamResponse], str | None]:
+        """Payload bytes must hash to the name they are asked by: integrity end to end."""
+
+        def check(response: UpstreamResponse) -> str | None:
+            return payload_problem(
+                digest, response.status, response.headers, response.body, limit=self.max_object
+            )
+
+        return check
+
+    def _negative(self, entry: Entry) -> Entry:
+        """A negative payload answer refreshed by a 304: capped again (`negative_headers`)."""
+        headers = negative_headers(entry.headers, self.negative_ttl)
+        fresh = make_entry(
+            entry.status, headers, entry.body, entry.request_time, entry.response_time, entry.epoch
+        )
+        return replace(fresh, initial_age=entry.initial_age)
 
     def _after_error(self, entry: Entry | None, error: AllUpstreamsFailed, fwd: str) -> Outcome:
         if after_error(entry, self.clock(), self.stale_window) is ErrorVerdict.SERVE_STALE:
@@ -278,17 +292,13 @@ class Engine:
             return True
         return variant_key(request.key, entry.vary, request.headers) == outcome.variant
 
-    def _upstream_headers(
-        self, request: Request, entry: Entry | None, fwd: str
-    ) -> list[tuple[bytes, bytes]]:
-        headers = end_to_end(request.headers, drop=_NOT_FORWARDED)
-        accept = b",".join(get_all(request.headers, b"accept-encoding")).decode("latin-1")
-        headers.append((b"accept-encoding", b"gzip" if accepts_gzip(accept) else b"identity"))
+    def _upstream_headers(self, request: Request, entry: Entry | None) -> list[tuple[bytes, bytes]]:
+        """A shared fetch's fields: from the key and the variant, never one client's others."""
+        frontier = is_frontier_path(request.key)
         asked = request.cache_control
-        if fwd == "request" or asked.no_cache or asked.max_age == 0:
-            # the client asked for end-to-end validation (max-age=0, the soft refresh) or a
-            # reload (no-cache, the hard refresh): pass it on, so every tier above does the same
-            headers.extend((k, v) for k, v in request.headers if k in (b"cache-control", b"pragma"))
+        headers = shared_request_headers(
+            request.headers, asked, frontier=frontier, own_id=self._own_id
+        )
         if entry is not None and not asked.no_cache:  # a reload fetches the whole answer again
             if entry.etag is not None:
                 headers.append((b"if-none-match", entry.etag))
@@ -339,16 +349,3 @@ class Engine:
 def _status_only(response: UpstreamResponse) -> UpstreamResponse:
     """Keep the upstream's status for Cache-Status without holding its body twice."""
     return UpstreamResponse(response.status, [], b"", response.upstream, response.epoch)
-
-
-def _payload_check(key: str) -> Callable[[UpstreamResponse], str | None]:
-    """Payload bytes must hash to the name they are asked by: integrity end to end."""
-    expected = key.removeprefix(PAYLOAD_PREFIX)
-
-    def check(response: UpstreamResponse) -> str | None:
-        if response.status != 200 or get_first(response.headers, b"content-encoding"):
-            return None  # errors carry no payload; Outpost never content-codes payloads
-        actual = hashlib.sha256(response.body).hexdigest()
-        return None if actual == expected else f"payload body hashes to {actual}, not {expected}"
-
-    return check

@@ -1,5 +1,6 @@
 """Entry point for uvicorn workers: `uvicorn --factory proxy.main:app_from_environment`."""
 
+from outpost import logsafe
 from outpost.config import load_settings
 from outpost.runtime import tune_gc
 from proxy.app import ProxyApp, create_app
@@ -8,6 +9,7 @@ from proxy.settings import ProxySettings, with_run_control_token
 
 def app_from_environment() -> ProxyApp:
     """The app of one worker process (uvicorn workers, granian), its collector tuned."""
+    logsafe.install()
     app = create_app(with_run_control_token(load_settings(ProxySettings, "proxy")))
     tune_gc()
     return app

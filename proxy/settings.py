@@ -35,6 +35,8 @@ class ProxySettings:
     cache_size: int = 512 * 1024 * 1024
     max_object_bytes: int = 64 * 1024 * 1024
     stale_if_error_seconds: float = 86_400.0
+    # Longest a negative answer for a payload URL (a 404 while it is being uploaded) is kept.
+    negative_ttl_seconds: int = 60
     connect_timeout_seconds: float = 2.0
     read_timeout_seconds: float = 30.0
     retries: int = 1
@@ -84,6 +86,7 @@ class ProxySettings:
             "flush_concurrency",
             "heartbeat_seconds",
             "keepalive_seconds",
+            "negative_ttl_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")

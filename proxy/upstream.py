@@ -16,14 +16,23 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
 
 import httpx
 
-from outpost.errors import BadGateway
+from outpost.errors import BadGateway, BadRequest
 from proxy.core.epochs import EPOCH_HEADER, parse_epoch
 from proxy.core.headers import end_to_end, get_first
 
-__all__ = ["AllUpstreamsFailed", "Attempt", "UpstreamResponse", "Upstreams"]
+__all__ = [
+    "AllUpstreamsFailed",
+    "Attempt",
+    "NoCookies",
+    "UnsendableRequest",
+    "UpstreamResponse",
+    "Upstreams",
+]
 
 Check = Callable[["UpstreamResponse"], str | None]
 
@@ -44,6 +53,21 @@ class AllUpstreamsFailed(BadGateway):
             accepted=[{"upstream": a.upstream, "error": a.error} for a in attempts],
         )
         self.attempts = attempts
+
+
+class UnsendableRequest(BadRequest):
+    """The request cannot be sent upstream as it is (a field value the HTTP client refuses)."""
+
+
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing: the proxy's upstream client fetches for every client at
+    once, so a `Set-Cookie` one upstream answer carries must never ride on later requests."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 @dataclass
@@ -123,6 +147,10 @@ class Upstreams:
             for url in self._order():
                 try:
                     response = await self._send(url, method, target, headers, body)
+                except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeError) as exc:
+                    # the request itself cannot be sent: no upstream is to blame, none would
+                    # take it, and the circuit breakers must not count it
+                    raise UnsendableRequest(f"{type(exc).__name__}: {exc}"[:200]) from None
                 except httpx.TimeoutException as exc:
                     attempts.append(self._failed(url, f"timeout ({type(exc).__name__})", "timeout"))
                     continue

@@ -25,6 +25,7 @@ from origin.query.ttl import FOREVER_SECONDS, TTLClass, TTLPolicy
 
 __all__ = [
     "ERROR_MAX_AGE",
+    "MAX_STALE_IF_ERROR",
     "EPOCH",
     "Validators",
     "cache_control",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 ERROR_MAX_AGE = 300  # the servlet's errorDefaultMaxAge
+MAX_STALE_IF_ERROR = 86_400  # a day: what `outpost proxy` allows by default (stale_if_error)
 EPOCH = formatdate(0, usegmt=True)  # Last-Modified of errors: never matches a real answer
 SECOND = 1_000_000
 
@@ -65,17 +67,18 @@ def error_max_age(policy: TTLPolicy) -> int:
 
 
 def cache_control(age: int, request_cache_control: str | None) -> str:
-    """`max-age=N`, plus `stale-if-error=M` when the request says `max-stale=M`."""
+    """`max-age=N`, plus `stale-if-error=M` when the request says `max-stale=M`, at most
+    MAX_STALE_IF_ERROR: the answer is shared, so one request's directive may not pin it."""
     stale = _max_stale(request_cache_control)
     return f"max-age={age}" if stale is None else f"max-age={age}, stale-if-error={stale}"
 
 
-def _max_stale(header: str | None) -> str | None:
+def _max_stale(header: str | None) -> int | None:
     for directive in (header or "").split(","):
         name, _, value = directive.strip().partition("=")
         value = value.strip().strip('"')
         if name.strip().lower() == "max-stale" and value.isascii() and value.isdigit():
-            return str(int(value))
+            return min(int(value[:12]), MAX_STALE_IF_ERROR)
     return None
 
 

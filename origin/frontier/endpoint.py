@@ -94,6 +94,8 @@ class FrontierEndpoint:
         except FrontierError as exc:
             log.warning("Frontier request refused (%s): %s", who, exc)
             headers = {"cache-control": cache_control(ERROR_MAX_AGE, request_cache_control)}
+            if frontier_id is None:  # the answer may be about this request's missing header
+                headers = {"cache-control": "no-store"}
             return _answer(render_global_error(str(exc)), headers, is_head)
 
         for index, payload in enumerate(payloads):

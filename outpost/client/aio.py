@@ -63,10 +63,13 @@ class AsyncClient(ClientBase):
         query = resolve_query(globaltag, run, lumi, time=time, snapshot=snapshot)
         return await self._get(query.url(), lambda body: decode_resolution(body, query))
 
-    async def payload(self, digest: str) -> bytes:
-        """The bytes whose SHA-256 is `digest`, verified."""
+    async def payload(self, digest: str, *, named: bool = False) -> bytes:
+        """The bytes whose SHA-256 is `digest`, verified. `named`: a resolve answer named it, so
+        it exists, and an endpoint answering 404 is behind (or wrong): the next one is asked."""
         query = payload_query(digest)
-        return await self._get(query.url(), lambda body: verify_payload(query.hash, body))
+        return await self._get(
+            query.url(), lambda body: verify_payload(query.hash, body), must_exist=named
+        )
 
     async def fetch_run(
         self,
@@ -84,7 +87,7 @@ class AsyncClient(ClientBase):
 
         async def worker() -> None:
             for digest in digests:  # one shared iterator: each digest goes to one worker
-                fetched[digest] = await self.payload(digest)
+                fetched[digest] = await self.payload(digest, named=True)
 
         workers = min(self.settings.concurrency, len(resolution.payloads))
         try:
@@ -95,8 +98,8 @@ class AsyncClient(ClientBase):
             raise failures.exceptions[0] from None
         return RunConditions(resolution, {d: fetched[d] for d in resolution.payloads})
 
-    async def _get(self, path: str, decode: Callable[[bytes], T]) -> T:
-        walk = self.failover.walk(path)
+    async def _get(self, path: str, decode: Callable[[bytes], T], *, must_exist: bool = False) -> T:
+        walk = self.failover.walk(path, must_exist=must_exist)
         while True:
             step = walk.next(self.clock())
             if isinstance(step, Wait):

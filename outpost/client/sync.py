@@ -65,10 +65,13 @@ class Client(ClientBase):
         query = resolve_query(globaltag, run, lumi, time=time, snapshot=snapshot)
         return self._get(query.url(), lambda body: decode_resolution(body, query))
 
-    def payload(self, digest: str) -> bytes:
-        """The bytes whose SHA-256 is `digest`, verified."""
+    def payload(self, digest: str, *, named: bool = False) -> bytes:
+        """The bytes whose SHA-256 is `digest`, verified. `named`: a resolve answer named it, so
+        it exists, and an endpoint answering 404 is behind (or wrong): the next one is asked."""
         query = payload_query(digest)
-        return self._get(query.url(), lambda body: verify_payload(query.hash, body))
+        return self._get(
+            query.url(), lambda body: verify_payload(query.hash, body), must_exist=named
+        )
 
     def fetch_run(
         self,
@@ -86,7 +89,9 @@ class Client(ClientBase):
             return RunConditions(resolution, {})
         workers = min(self.settings.concurrency, len(digests))
         with ThreadPoolExecutor(workers, thread_name_prefix="outpost-fetch") as pool:
-            futures: dict[str, Future[bytes]] = {d: pool.submit(self.payload, d) for d in digests}
+            futures: dict[str, Future[bytes]] = {
+                d: pool.submit(self.payload, d, named=True) for d in digests
+            }
             try:
                 for future in as_completed(futures.values()):
                     future.result()
@@ -96,8 +101,8 @@ class Client(ClientBase):
                 raise
         return RunConditions(resolution, {d: futures[d].result() for d in digests})
 
-    def _get(self, path: str, decode: Callable[[bytes], T]) -> T:
-        walk = self.failover.walk(path)
+    def _get(self, path: str, decode: Callable[[bytes], T], *, must_exist: bool = False) -> T:
+        walk = self.failover.walk(path, must_exist=must_exist)
         while True:
             step = walk.next(self.clock())
             if isinstance(step, Wait):

@@ -92,10 +92,12 @@ class Failover:
     stats: ClientStats = field(default_factory=ClientStats)
     lock: contextlib.AbstractContextManager[Any] = field(default_factory=contextlib.nullcontext)
 
-    def walk(self, path: str) -> Walk:
+    def walk(self, path: str, *, must_exist: bool = False) -> Walk:
+        """A walk for one GET of `path`; `must_exist`: the resource is known to exist (a payload
+        a resolve answer named), so a 404 is the endpoint's fault and fails over."""
         with self.lock:
             self.stats.requests += 1
-        return Walk(self, path)
+        return Walk(self, path, must_exist=must_exist)
 
     def plan(self, now: float) -> tuple[Endpoint, ...]:
         """The order a request would try right now: endpoints cooling down last."""
@@ -107,9 +109,10 @@ class Failover:
 class Walk:
     """The attempts of one GET of `path`."""
 
-    def __init__(self, failover: Failover, path: str) -> None:
+    def __init__(self, failover: Failover, path: str, *, must_exist: bool = False) -> None:
         self.failover = failover
         self.path = path
+        self.must_exist = must_exist
         self.attempts: list[Attempt] = []
         self.round = 0
         self._tried: set[Endpoint] = set()
@@ -145,6 +148,9 @@ class Walk:
         self, endpoint: Endpoint, status: int, body: bytes, decode: Callable[[bytes], T], now: float
     ) -> T | None:
         """The decoded answer, or None to try the next endpoint; raises on a 4xx."""
+        if status == 404 and self.must_exist:
+            self.failed(endpoint, "status", "status 404 for a resource known to exist", now)
+            return None
         match verdict(status):
             case "accept":
                 try:

@@ -29,6 +29,7 @@ HEURISTIC_FRACTION = 0.1  # of the time since Last-Modified (RFC 9111 §4.2.2)
 HEURISTIC_CAP = 86_400 * SECOND
 # Recomputed on every use (Age), or true only of the response that carried it (Warning).
 _NOT_STORED = frozenset({b"age", b"warning"})
+_NOT_UPDATED = frozenset({b"content-length", b"content-encoding", b"set-cookie"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +82,10 @@ class Entry:
     def refreshed(
         self, headers: Headers, request_time: int, response_time: int, epoch: int
     ) -> Entry:
-        """The entry after a 304: new header values win (RFC 9111 §4.3.4), body kept."""
-        headers = [(k, v) for k, v in headers if k != b"content-length"]  # RFC 9111 §3.2
+        """The entry after a 304: new header values win (RFC 9111 §4.3.4), body kept, except
+        the fields the stored body depends on (RFC 9111 §3.2: Content-Length; Content-Encoding,
+        which the stored bytes were checked under) and Set-Cookie, which is never stored."""
+        headers = [(k, v) for k, v in headers if k not in _NOT_UPDATED]
         headers = _dated(headers, response_time)
         updated = {key for key, _ in headers}
         merged = [(k, v) for k, v in self.headers if k not in updated] + list(headers)

@@ -5,8 +5,9 @@
 
 `servlet` is any one path segment (`FrontierProd`, `outpost`, …). The client makes the URL a pure
 function of the query (the SQL is zlib-compressed and base64url-encoded into `p1`), so the proxy
-keys these on the exact path and query bytes as received: nothing is re-ordered, decoded or
-re-encoded, and the same bytes go upstream.
+keys these, as every URL that is not one of Outpost's reads, on the exact path and query bytes as
+received (`proxy.core.keys`): nothing is re-ordered, decoded or re-encoded, and the same bytes go
+upstream.
 
 Frontier refreshes: `Cache-Control: max-age=0` is the soft refresh (revalidate: a conditional
 request upstream, the stored body served on 304); `Pragma: no-cache` is the hard refresh (fetch
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["frontier_key", "is_frontier_path"]
+__all__ = ["is_frontier_path"]
 
 _FRONTIER = re.compile(r"/[^/?]+/Frontier(?:[/?]|\Z)")  # also matches a key (path?query)
 
@@ -27,10 +28,3 @@ _FRONTIER = re.compile(r"/[^/?]+/Frontier(?:[/?]|\Z)")  # also matches a key (pa
 def is_frontier_path(raw_path: str) -> bool:
     """Whether a request path (or a cache key: path and query) is a Frontier servlet URL."""
     return _FRONTIER.match(raw_path) is not None
-
-
-def frontier_key(raw_path: str, query_string: str) -> str | None:
-    """The cache key of a Frontier URL: its path and query exactly as sent; None otherwise."""
-    if _FRONTIER.match(raw_path) is None:
-        return None
-    return f"{raw_path}?{query_string}" if query_string else raw_path

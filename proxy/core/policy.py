@@ -110,8 +110,11 @@ def is_storable(
     *,
     authorized: bool,
 ) -> bool:
-    """RFC 9111 §3 for a shared cache."""
+    """RFC 9111 §3 for a shared cache; and never an answer that sets a cookie (Varnish's
+    builtin policy): a cookie is one client's state, not something to hand to every client."""
     if method != "GET" or status not in CACHEABLE_STATUSES:
+        return False
+    if any(k == b"set-cookie" for k, _ in response_headers):
         return False
     if request.no_store or response.no_store or response.private:
         return False

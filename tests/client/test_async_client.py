@@ -147,7 +147,7 @@ def test_a_failed_payload_fails_the_run_with_its_own_error_not_a_group(network: 
 
     async def scenario() -> None:
         async with make_client(network, proxies=()) as client:
-            with pytest.raises(NotFound) as caught:
+            with pytest.raises(AllEndpointsFailed) as caught:  # named by resolve: it exists
                 await client.fetch_run(GT, 1)
             assert caught.value.path == f"/v1/payloads/{missing}"
         assert client.closed

@@ -233,10 +233,36 @@ def test_a_payload_that_fails_everywhere_fails_the_whole_run(network: Network) -
     network.behaviours[ORIGIN] = without_one
     with (
         Client(servers=ORIGIN, transport=network.transport()) as client,
-        pytest.raises(NotFound) as caught,
+        pytest.raises(AllEndpointsFailed) as caught,
     ):
         client.fetch_run(GT, 1)
     assert caught.value.path == f"/v1/payloads/{missing}"
+    assert {a.detail for a in caught.value.attempts} == {"status 404 for a resource known to exist"}
+
+
+def test_a_404_for_a_payload_the_resolve_answer_named_fails_over(
+    client: Client, network: Network
+) -> None:
+    """A cache that answers 404 for a payload the run needs is behind or lying: the next
+    endpoint is asked, and the run is configured from it."""
+    missing = next(iter(PAYLOADS))
+
+    def without_one(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(missing):
+            return httpx.Response(404, json={"error": "not found", "detail": "x", "accepted": None})
+        return serve(request)
+
+    network.behaviours[NODE] = without_one
+    conditions = client.fetch_run(GT, 1)
+    assert missing in conditions.payloads
+    assert client.stats.failures["status"] == 1
+
+
+def test_a_404_for_a_payload_asked_by_hash_alone_is_not_found(
+    client: Client, network: Network
+) -> None:
+    with pytest.raises(NotFound):
+        client.payload("ab" * 32)
 
 
 def test_closing_the_client_closes_its_connection_pool(network: Network) -> None:

@@ -151,27 +151,42 @@ def test_variants_of_different_primaries_differ() -> None:
     assert variant_key(RESOLVE, AE, []) != variant_key(other, AE, [])
 
 
-def test_other_vary_fields_select_by_value() -> None:
+def test_forwarded_vary_fields_select_by_value() -> None:
+    vary = (b"accept-language",)
+    german = variant_key(RESOLVE, vary, [(b"accept-language", b"de")])
+    french = variant_key(RESOLVE, vary, [(b"accept-language", b"fr")])
+    assert german != french
+    assert german == variant_key(RESOLVE, vary, [(b"accept-language", b"  de ")])
+    assert german != variant_key(RESOLVE, vary, [])
+
+
+def test_a_vary_field_a_shared_fetch_does_not_forward_selects_the_answer_for_its_absence() -> None:
+    """The upstream never saw X-Detector, so every value shares the one answer it gave."""
     vary = (b"x-detector",)
     pixel = variant_key(RESOLVE, vary, [(b"x-detector", b"pixel")])
-    strip = variant_key(RESOLVE, vary, [(b"x-detector", b"strip")])
-    assert pixel != strip
-    assert pixel == variant_key(RESOLVE, vary, [(b"x-detector", b"  pixel ")])
-    assert pixel != variant_key(RESOLVE, vary, [])
+    assert pixel == variant_key(RESOLVE, vary, [(b"x-detector", b"strip")])
+    assert pixel == variant_key(RESOLVE, vary, [])
+
+
+def test_an_unusable_forwarded_value_selects_the_answer_for_its_absence() -> None:
+    vary = (b"accept-language",)
+    absent = variant_key(RESOLVE, vary, [])
+    assert variant_key(RESOLVE, vary, [(b"accept-language", b"de\x01")]) == absent
+    assert variant_key(RESOLVE, vary, [(b"accept-language", b"x" * 2000)]) == absent
 
 
 def test_other_request_fields_do_not_change_the_variant() -> None:
-    vary = (b"x-detector",)
-    assert variant_key(RESOLVE, vary, [(b"x-detector", b"pixel")]) == variant_key(
-        RESOLVE, vary, [(b"x-detector", b"pixel"), (b"user-agent", b"curl")]
+    vary = (b"accept-language",)
+    assert variant_key(RESOLVE, vary, [(b"accept-language", b"de")]) == variant_key(
+        RESOLVE, vary, [(b"accept-language", b"de"), (b"user-agent", b"curl")]
     )
 
 
 def test_several_vary_fields_combine() -> None:
-    vary = (b"accept-encoding", b"x-detector")
+    vary = (b"accept-encoding", b"accept-language")
     keys = {
-        variant_key(RESOLVE, vary, [(b"accept-encoding", enc), (b"x-detector", det)])
+        variant_key(RESOLVE, vary, [(b"accept-encoding", enc), (b"accept-language", lang)])
         for enc in (b"gzip", b"identity")
-        for det in (b"pixel", b"strip")
+        for lang in (b"de", b"fr")
     }
     assert len(keys) == 4

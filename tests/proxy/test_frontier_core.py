@@ -16,7 +16,7 @@ from proxy.core.forward import (
     parse_pattern,
     split_absolute_target,
 )
-from proxy.core.frontier import frontier_key, is_frontier_path
+from proxy.core.frontier import is_frontier_path
 from proxy.core.keys import primary_key
 from proxy.settings import ProxySettings
 
@@ -59,28 +59,26 @@ def test_other_paths_are_not_frontier(path: str) -> None:
     assert not is_frontier_path(path)
 
 
-def test_a_frontier_key_is_the_path_and_query_exactly_as_sent() -> None:
-    assert frontier_key(PATH_FORM, "") == PATH_FORM
-    assert frontier_key("/FrontierProd/Frontier", QUERY) == f"/FrontierProd/Frontier?{QUERY}"
-    assert frontier_key("/v1/resolve/GT", "run=5") is None
-
-
 def test_frontier_keys_are_neither_decoded_nor_reordered() -> None:
     escaped = "/outpost/Frontier/type=x&p1=ab%2Bcd"
-    assert primary_key("/outpost/Frontier/type=x&p1=ab+cd", "", escaped) == escaped
-    assert (
-        primary_key("/outpost/Frontier/type=x&p1=ab+cd", "", "/outpost/Frontier/type=x&p1=ab+cd")
-        != escaped
-    )
-    assert primary_key("/s/Frontier", "p1=b&type=a", "/s/Frontier") == "/s/Frontier?p1=b&type=a"
-    assert primary_key("/s/Frontier", "type=a&p1=b", "/s/Frontier") == "/s/Frontier?type=a&p1=b"
+    assert primary_key(escaped, "") == escaped
+    assert primary_key("/outpost/Frontier/type=x&p1=ab+cd", "") != escaped
+    assert primary_key("/s/Frontier", "p1=b&type=a") == "/s/Frontier?p1=b&type=a"
+    assert primary_key("/s/Frontier", "type=a&p1=b") == "/s/Frontier?type=a&p1=b"
 
 
-def test_outpost_reads_still_key_on_their_canonical_url_and_others_on_the_decoded_path() -> None:
-    assert (
-        primary_key("/v1/resolve/GT", "run=05&lumi=1", "/v1/resolve/GT") == "/v1/resolve/GT?run=5"
+def test_an_escaped_slash_is_not_the_frontier_url_it_decodes_to() -> None:
+    """The proxy forwards the target as received, so it keys it so: `Frontier%2Ftype=…` is
+    its own URL (an error at the servlet), never the key of `Frontier/type=…`."""
+    assert primary_key("/outpost/Frontier%2Ftype=x&p1=ab", "") != primary_key(
+        "/outpost/Frontier/type=x&p1=ab", ""
     )
-    assert primary_key("/a b", "x=1", "/a%20b") == "/a b?x=1"
+    assert primary_key("/outpost/Frontier%2ftype=x", "") == "/outpost/Frontier%2ftype=x"
+
+
+def test_outpost_reads_still_key_on_their_canonical_url_and_others_on_the_raw_path() -> None:
+    assert primary_key("/v1/resolve/GT", "run=05&lumi=1") == "/v1/resolve/GT?run=5"
+    assert primary_key("/a%20b", "x=1") == "/a%20b?x=1"
 
 
 # --- soft and hard refresh ---------------------------------------------------------------------

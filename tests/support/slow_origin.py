@@ -1,8 +1,12 @@
 """An upstream that takes its time: each answer to `/slow/<name>?delay=S[&status=N][&vary=1]`
 comes after S seconds, so requests for a URL pile up behind the proxy's one fetch of it.
-`/count/<name>` tells how many times `/slow/<name>` was asked for. A 200 is cacheable for a
-minute; with `vary=1` it varies on Accept-Encoding and is "gzip"-coded (a marker, not real gzip)
-for requests that accept gzip.
+`/count/<name>` tells how many times `/slow/<name>` (or `/reflect/<name>`) was asked for. A 200
+is cacheable for a minute; with `vary=1` it varies on Accept-Encoding and is "gzip"-coded (a
+marker, not real gzip) for requests that accept gzip.
+
+`/reflect/<name>?delay=S[&cookie=1]` is a careless upstream: after S seconds it answers,
+cacheable and without Vary, with every request field it received (and with `cookie=1` a
+`Set-Cookie`), as upstreams that build links from X-Forwarded-Host or keep sessions do.
 
 Run as `python -m uvicorn --app-dir tests/support slow_origin:app`.
 """
@@ -41,6 +45,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         body = orjson.dumps({"name": name, "fetch": asked[name], "coding": coding})
         if status == 200:
             headers.append((b"cache-control", b"public, max-age=60"))
+    elif path.startswith("/reflect/"):
+        name = path.removeprefix("/reflect/")
+        asked[name] += 1
+        await asyncio.sleep(float(query.get("delay", "0")))
+        received = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = orjson.dumps({"name": name, "fetch": asked[name], "headers": received})
+        headers.append((b"cache-control", b"public, max-age=60"))
+        if query.get("cookie") == "1":
+            headers.append((b"set-cookie", b"session=%d; Path=/" % asked[name]))
     elif path.startswith("/count/"):
         body = orjson.dumps(asked[path.removeprefix("/count/")])
     else:

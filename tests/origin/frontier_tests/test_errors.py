@@ -49,12 +49,17 @@ def payload_error(client: AppClient, url: str) -> str:
     return payload.message
 
 
-def global_error(client: AppClient, url: str, headers: dict[str, str] | None = None) -> str:
+def global_error(
+    client: AppClient,
+    url: str,
+    headers: dict[str, str] | None = None,
+    cache_control: str = "max-age=300",
+) -> str:
     response = client.get(url, headers=HEADERS if headers is None else headers)
     answer = answer_of(response)
     assert answer.payloads == [] and answer.transaction_payloads is None
     assert answer.global_error is not None and answer.global_error.startswith("outpost Error: ")
-    assert response.headers["cache-control"].startswith("max-age=300")
+    assert response.headers["cache-control"].startswith(cache_control)
     return answer.global_error
 
 
@@ -212,7 +217,9 @@ def test_frontier_require_id_refuses_requests_without_it_as_the_servlet_does(
 ) -> None:
     client = make_client(sample_sqlite, frontier_require_id=True)
     url = frontier_url("SELECT count(*) FROM tags")
-    assert "X-frontier-id header missing" in global_error(client, url, headers={})
+    # about this request's own header: never stored for the next client (no-store)
+    missing = global_error(client, url, headers={}, cache_control="no-store")
+    assert "X-frontier-id header missing" in missing
     assert answer_of(client.get(url, headers=HEADERS)).payloads[0].error == 0
 
 
