@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, literal, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
+from origin.db import describe
 from origin.query.sql import answer_statement, version_statement
 from origin.query.table import TableAccess
 from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
-from outpost.errors import NotFound, clip
+from outpost.errors import NotFound
 from outpost.urls import GlobalTagMap, Payload, Query, Resolve, TagInfo, TagIovs
 
 __all__ = ["Head", "Reads"]
@@ -69,9 +70,7 @@ class Reads:
                 for table in (global_tags, global_tag_map, tags, iovs, payloads):
                     conn.execute(select(literal(1)).select_from(table).limit(1)).all()
         except SQLAlchemyError as exc:
-            cause = exc.orig if isinstance(exc, DBAPIError) else exc
-            first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-            return clip(first_line)
+            return describe(exc)
         return None
 
 
