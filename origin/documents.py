@@ -81,6 +81,11 @@ def read_document(path: Path) -> Any:
         if path.suffix.lower() == ".json":
             return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
         return yaml.load(text, Loader=StrictLoader)  # StrictLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = ", ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise BadRequest(f"{path}: {where}: {problem}", accepted=_ACCEPTED) from exc
     except (ValueError, yaml.YAMLError) as exc:  # JSONDecodeError is a ValueError
         kind = "JSON" if path.suffix.lower() == ".json" else "strict YAML"
         raise BadRequest(f"{path}: not valid {kind}: {exc}", accepted=_ACCEPTED) from exc
