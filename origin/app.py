@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import orjson
+from anyio import to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -75,8 +76,9 @@ def create_app(
     ttl = TTLPolicy(
         settings.ttl_short_seconds, settings.ttl_long_seconds, settings.snapshot_settle_seconds
     )
+    reads = Reads(engines.reader, access)
     api = Api(
-        reads=Reads(engines.reader, access),
+        reads=reads,
         writes=Writes(engines.writer, clock),
         tokens=TokenBook.from_file(settings.tokens_file),
         ttl=ttl,
@@ -100,7 +102,17 @@ def create_app(
     )
 
     async def healthz(request: Request) -> Response:
+        """Liveness: the process answers. Never touches the database (no restart loops)."""
         return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def readyz(request: Request) -> Response:
+        """Readiness: the database answers a read of every conditions table."""
+        problem = await to_thread.run_sync(reads.problem)
+        if problem is not None:
+            log.warning("not ready: %s", problem)
+            detail = f"the conditions database is not readable: {problem}"
+            return error_response(ServiceUnavailable(detail, headers={"Retry-After": "5"}))
+        return Response(b'{"status":"ready"}', media_type="application/json")
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -121,6 +133,7 @@ def create_app(
         Route("/v1/globaltags/{gt}", api.put_global_tag, methods=["PUT"]),
         Route("/v1/{rest:path}", api.read, methods=["GET", "HEAD"]),
         Route("/_outpost/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/_outpost/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/_outpost/metrics", metrics_endpoint, methods=["GET"]),
         # Frontier (frontier_client, fnget.py) under any servlet name, path or query form
         Route("/{servlet}/Frontier", frontier.handle, methods=["GET", "HEAD"]),

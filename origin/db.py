@@ -16,11 +16,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
-from outpost.errors import BadRequest
+from outpost.errors import BadRequest, clip
 
-__all__ = ["Engines", "create_engines", "migrate", "normalise_url"]
+__all__ = ["Engines", "create_engines", "describe", "migrate", "normalise_url"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -98,3 +98,11 @@ def migrate(url: str, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
     command.upgrade(config, revision)
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The first line of what the driver said ("file is not a database"): enough for an
+    operator, without the statement, parameters or traceback SQLAlchemy adds."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = str(cause).strip().splitlines()
+    return clip(lines[0] if lines else type(cause).__name__)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from origin.schema import TIME_TYPES
-from outpost.errors import BadRequest
+from outpost.errors import BadRequest, echo
 from outpost.urls import INT64_MAX, RUN_MAX, is_plain_name
 
 __all__ = [
@@ -66,14 +66,17 @@ def _object(doc: Any, what: str, fields: Mapping[str, str]) -> dict[str, Any]:
         raise BadRequest(f"{what} must be a JSON object", accepted=dict(fields))
     unknown = sorted(set(doc) - set(fields))
     if unknown:
-        raise BadRequest(f"{what} has unknown fields {unknown}", accepted=dict(fields))
+        raise BadRequest(f"{what} has unknown fields {echo(unknown)}", accepted=dict(fields))
     return doc
 
 
 def _text(doc: dict[str, Any], key: str, what: str, *, required: bool = True) -> str:
     value = doc.get(key, None if required else "")
     if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise BadRequest(f"{what}.{key} must be a string of at most {MAX_TEXT} characters")
+        raise BadRequest(
+            f"{what}.{key}={echo(value)} is not a string of at most {MAX_TEXT} characters",
+            accepted=f"a string (quote it in YAML), <= {MAX_TEXT} characters",
+        )
     return value
 
 
@@ -88,7 +91,10 @@ def _plain(value: str, what: str) -> str:
 
 def _integer(value: Any, what: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadRequest(f"{what}={value!r} is not an integer in {low}..{high}")
+        raise BadRequest(
+            f"{what}={echo(value)} is not an integer in {low}..{high}",
+            accepted=f"a decimal integer in {low}..{high}",
+        )
     return value
 
 
@@ -169,7 +175,7 @@ def parse_global_tag(doc: Any) -> GlobalTagUpdate:
         raise BadRequest("the map names one (record, label) twice")
     state = doc.get("state", "open")
     if state not in ("open", "locked"):
-        raise BadRequest(f"state {state!r} is not known", accepted=["open", "locked"])
+        raise BadRequest(f"state {echo(state)} is not known", accepted=["open", "locked"])
     description = doc.get("description")
     if description is not None:
         description = _text(doc, "description", "global tag")

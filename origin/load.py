@@ -17,6 +17,10 @@
         map:
           - {record: EcalPedestalsRcd, label: "", tag: EcalPedestals_v1_hlt}
 
+Types are strict (`origin.documents`): `lock` is `true` or `false`, integers are plain decimal,
+hashes and names are strings; a key, payload, tag or global tag given twice is an error. An
+error names the file, where in it (`tags[1].iovs[0].since`) and what is accepted.
+
 The whole file is parsed and every payload file read first, then everything is written in one
 transaction: an import either happens whole or leaves the database untouched. Paths are relative
 to the file.
@@ -24,13 +28,14 @@ to the file.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import orjson
-import yaml
-
+from origin.documents import read_document
 from origin.inputs import (
     GlobalTagUpdate,
     NewIov,
@@ -41,9 +46,12 @@ from origin.inputs import (
     parse_object_type,
 )
 from origin.writes import Writes
-from outpost.errors import BadRequest
+from outpost.errors import BadRequest, echo
 
-__all__ = ["LoadSummary", "load_file"]
+__all__ = ["LoadPlan", "LoadSummary", "load_file", "plan_file"]
+
+T = TypeVar("T")
+_SECTIONS = {"payloads": "{name: {file, object_type}}", "tags": "list", "globaltags": "list"}
 
 
 @dataclass(frozen=True)
@@ -61,84 +69,122 @@ class _TagPlan:
     lock: bool
 
 
-def _read(path: Path) -> Any:
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        if path.suffix.lower() == ".json":
-            return orjson.loads(text)
-        return yaml.safe_load(text)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise BadRequest(f"{path}: not valid {path.suffix or 'YAML'}: {exc}") from exc
+@dataclass(frozen=True)
+class LoadPlan:
+    """What a file says, checked and with every payload file read: nothing written yet."""
+
+    blobs: dict[str, tuple[bytes, str]]
+    tags: tuple[_TagPlan, ...]
+    global_tags: tuple[tuple[str, GlobalTagUpdate], ...]
+
+
+def plan_file(path: Path) -> LoadPlan:
+    """Parse and check the whole file and read its payload files; raises `BadRequest`."""
+    doc = read_document(path)
+    if not isinstance(doc, dict) or set(doc) - set(_SECTIONS):
+        raise BadRequest(f"{path}: expected a mapping of payloads, tags and globaltags")
+    blobs = _read_payloads(path, _section(path, doc, "payloads", dict))
+    plans = tuple(
+        _at(path, f"tags[{i}]", partial(_plan_tag, item, blobs))
+        for i, item in enumerate(_section(path, doc, "tags", list))
+    )
+    global_tags = tuple(
+        _at(path, f"globaltags[{i}]", partial(_plan_global_tag, item))
+        for i, item in enumerate(_section(path, doc, "globaltags", list))
+    )
+    _unique(path, "tags", [p.tag.name for p in plans])
+    _unique(path, "globaltags", [name for name, _ in global_tags])
+    return LoadPlan(blobs, plans, global_tags)
 
 
 def load_file(path: Path, writes: Writes) -> LoadSummary:
-    doc = _read(path)
-    if not isinstance(doc, dict) or set(doc) - {"payloads", "tags", "globaltags"}:
-        raise BadRequest(f"{path}: expected a mapping of payloads, tags and globaltags")
-    blobs: dict[str, tuple[bytes, str]] = {}
-    specs = doc.get("payloads") or {}
-    if not isinstance(specs, dict):
-        raise BadRequest(f"{path}: payloads must map names to {{file, object_type}}")
-    for name, spec in specs.items():
-        if not isinstance(spec, dict) or "file" not in spec:
-            raise BadRequest(f"{path}: payload {name!r} needs a file")
-        object_type = parse_object_type(str(spec.get("object_type", "blob")))
-        try:
-            blobs[str(name)] = ((path.parent / str(spec["file"])).read_bytes(), object_type)
-        except OSError as exc:
-            raise BadRequest(f"{path}: payload {name!r}: {exc.strerror}") from exc
-    tag_items = doc.get("tags") or []
-    if not isinstance(tag_items, list):
-        raise BadRequest(f"{path}: tags must be a list")
-    plans = [_plan_tag(path, item, blobs) for item in tag_items]
-    global_tags: list[tuple[str, GlobalTagUpdate]] = []
-    gt_items = doc.get("globaltags") or []
-    if not isinstance(gt_items, list):
-        raise BadRequest(f"{path}: globaltags must be a list")
-    for item in gt_items:
-        if not isinstance(item, dict) or "name" not in item:
-            raise BadRequest(f"{path}: every global tag needs a name")
-        body = {k: v for k, v in item.items() if k != "name"}
-        global_tags.append((str(item["name"]), parse_global_tag(body)))
-
+    """Import the file in one transaction: all of it or, on any error, nothing."""
+    plan = plan_file(path)
     iov_count = 0
     with writes.session() as session:
-        hashes = {name: session.put_payload(data, kind)[0] for name, (data, kind) in blobs.items()}
-        for plan in plans:
-            session.create_tag(plan.tag)
-            resolved = tuple(
-                NewIov(i.since, hashes.get(i.payload, i.payload), i.channel) for i in plan.iovs
-            )
-            if resolved:
-                session.append_iovs(plan.tag.name, resolved)
-                iov_count += len(resolved)
-            if plan.lock:
-                session.lock_tag(plan.tag.name)
-        for name, change in global_tags:
+        for data, kind in plan.blobs.values():
+            session.put_payload(data, kind)
+        for tag in plan.tags:
+            session.create_tag(tag.tag)
+            if tag.iovs:
+                session.append_iovs(tag.tag.name, tag.iovs)
+                iov_count += len(tag.iovs)
+            if tag.lock:
+                session.lock_tag(tag.tag.name)
+        for name, change in plan.global_tags:
             session.put_global_tag(name, change)
-    return LoadSummary(len(blobs), len(plans), iov_count, len(global_tags))
+    return LoadSummary(len(plan.blobs), len(plan.tags), iov_count, len(plan.global_tags))
 
 
-def _plan_tag(path: Path, item: Any, blobs: dict[str, tuple[bytes, str]]) -> _TagPlan:
+def _section(path: Path, doc: dict[str, Any], name: str, kind: type[T]) -> T:
+    """A top-level section; left out or empty (`tags:`) is an empty one."""
+    value = doc.get(name)
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise BadRequest(f"{path}: {name} must be a {kind.__name__}", accepted=_SECTIONS[name])
+    return value
+
+
+def _at(path: Path, where: str, parse: Callable[[], T]) -> T:
+    """`parse()`, with its error prefixed by the file and the place in it."""
+    try:
+        return parse()
+    except BadRequest as exc:
+        raise BadRequest(f"{path}: {where}: {exc.detail}", accepted=exc.accepted) from exc
+
+
+def _unique(path: Path, section: str, names: list[str]) -> None:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BadRequest(f"{path}: {section} lists {twice} more than once", accepted="each once")
+
+
+def _read_payloads(path: Path, specs: dict[str, Any]) -> dict[str, tuple[bytes, str]]:
+    blobs: dict[str, tuple[bytes, str]] = {}
+    fields = {"file": "path relative to this file", "object_type": "plain name"}
+    for name, spec in specs.items():
+        where = f"{path}: payloads.{name}"
+        if not isinstance(spec, dict) or set(spec) - set(fields) or "file" not in spec:
+            raise BadRequest(f"{where} must be a mapping with a file", accepted=fields)
+        file, object_type = spec["file"], spec.get("object_type", "blob")
+        if not isinstance(file, str) or not isinstance(object_type, str):
+            raise BadRequest(f"{where}: file and object_type must be strings", accepted=fields)
+        object_type = _at(path, f"payloads.{name}", partial(parse_object_type, object_type))
+        try:
+            blobs[name] = ((path.parent / file).read_bytes(), object_type)
+        except OSError as exc:
+            raise BadRequest(f"{where}: {file}: {exc.strerror}") from exc
+    return blobs
+
+
+def _plan_tag(item: Any, blobs: dict[str, tuple[bytes, str]]) -> _TagPlan:
     if not isinstance(item, dict):
-        raise BadRequest(f"{path}: every tag must be a mapping")
+        raise BadRequest("a tag must be a mapping")
     meta = {k: v for k, v in item.items() if k not in ("iovs", "lock")}
     tag = parse_new_tag(meta)
-    raw_iovs = item.get("iovs") or []
-    iovs: tuple[NewIov, ...] = ()
-    if raw_iovs:
-        # Payload names stand in for hashes until the files are uploaded.
-        placeholders = {name: f"{index:064x}" for index, name in enumerate(blobs)}
-        substituted = [
-            {**iov, "payload": placeholders.get(str(iov.get("payload")), iov.get("payload"))}
-            if isinstance(iov, dict)
-            else iov
-            for iov in raw_iovs
-        ]
-        parsed = parse_iovs({"iovs": substituted})
-        names = {v: k for k, v in placeholders.items()}
-        iovs = tuple(NewIov(i.since, names.get(i.payload, i.payload), i.channel) for i in parsed)
-    return _TagPlan(tag, iovs, bool(item.get("lock", False)))
+    lock = item.get("lock", False)
+    if not isinstance(lock, bool):
+        raise BadRequest(f"lock={echo(lock)} is not a boolean", accepted=[True, False])
+    raw_iovs = item.get("iovs")
+    if raw_iovs is None or raw_iovs == []:
+        return _TagPlan(tag, (), lock)
+    if not isinstance(raw_iovs, list):
+        raise BadRequest("iovs must be a list", accepted="[{since, payload, channel}]")
+    # A payload name stands for the SHA-256 of its file, the hash it is stored under.
+    digests = {name: hashlib.sha256(data).hexdigest() for name, (data, _) in blobs.items()}
+    substituted = [
+        {**iov, "payload": digests.get(iov["payload"], iov["payload"])}
+        if isinstance(iov, dict) and isinstance(iov.get("payload"), str)
+        else iov
+        for iov in raw_iovs
+    ]
+    iovs = parse_iovs({"iovs": substituted})
+    return _TagPlan(tag, iovs, lock)
+
+
+def _plan_global_tag(item: Any) -> tuple[str, GlobalTagUpdate]:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise BadRequest("a global tag must be a mapping with a name", accepted="{name, map}")
+    body = {k: v for k, v in item.items() if k != "name"}
+    return item["name"], parse_global_tag(body)

@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, literal, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from origin.db import describe
 from origin.query.sql import answer_statement, version_statement
 from origin.query.table import TableAccess
+from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
 from outpost.errors import NotFound
 from outpost.urls import GlobalTagMap, Payload, Query, Resolve, TagInfo, TagIovs
 
@@ -57,6 +60,18 @@ class Reads:
         if isinstance(query, Payload):
             return Result(head, (), data=bytes(result[0]["data"]))
         return Result(head, [dict(r) for r in result])
+
+    def problem(self) -> str | None:
+        """What keeps the database from answering reads, or None: one row (at most) of every
+        conditions table, so a missing, corrupt or unmigrated database shows, not only a dead
+        connection. Cheap: five indexed `LIMIT 1` reads."""
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                for table in (global_tags, global_tag_map, tags, iovs, payloads):
+                    conn.execute(select(literal(1)).select_from(table).limit(1)).all()
+        except SQLAlchemyError as exc:
+            return describe(exc)
+        return None
 
 
 def _missing(query: Query) -> str:

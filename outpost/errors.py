@@ -16,11 +16,17 @@
 
 Every error renders as the JSON body `{"error", "detail", "accepted"}`: what went wrong, the
 specifics, and what would have been accepted instead (or null).
+
+Details echo what a client sent, so every body is bounded here, whoever raised the error: a
+detail to `DETAIL_LIMIT` characters, each string in `accepted` to `ECHO_LIMIT`, each list or
+mapping in it to `ITEMS_LIMIT` entries (an ellipsis marks the cut). `echo(value)` is the bounded
+repr to put client input into a detail with.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import reprlib
+from typing import Any, ClassVar, Final
 
 import orjson
 
@@ -38,7 +44,46 @@ __all__ = [
     "URITooLong",
     "Unauthorized",
     "UnprocessableContent",
+    "clip",
+    "echo",
 ]
+
+ECHO_LIMIT: Final = 200
+DETAIL_LIMIT: Final = 1000  # room for a sentence around a few echoes
+ITEMS_LIMIT: Final = 100
+ELLIPSIS: Final = "…"
+
+_echo = reprlib.Repr()
+_echo.maxstring = _echo.maxother = _echo.maxlong = ECHO_LIMIT
+_echo.maxlist = _echo.maxtuple = _echo.maxdict = _echo.maxset = 10
+_echo.maxlevel = 3
+
+
+def echo(value: Any) -> str:
+    """A repr of client input short enough for an error detail, however large the input."""
+    return clip(_echo.repr(value))
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` cut to `limit` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """`accepted` with every string clipped and every container cut to a few entries."""
+    if isinstance(value, str):
+        return clip(value)
+    if depth > 3:
+        return ELLIPSIS
+    if isinstance(value, dict):
+        items = list(value.items())
+        cut = {clip(str(k)): _bounded(v, depth + 1) for k, v in items[:ITEMS_LIMIT]}
+        return cut | ({ELLIPSIS: ELLIPSIS} if len(items) > ITEMS_LIMIT else {})
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+        cut_list = [_bounded(v, depth + 1) for v in items[:ITEMS_LIMIT]]
+        return cut_list + ([ELLIPSIS] if len(items) > ITEMS_LIMIT else [])
+    return value
 
 
 class OutpostError(Exception):
@@ -48,9 +93,10 @@ class OutpostError(Exception):
     error: ClassVar[str] = "internal error"
 
     def __init__(self, detail: str, *, accepted: Any = None, headers: dict[str, str] | None = None):
+        detail = clip(detail, DETAIL_LIMIT)
         super().__init__(detail)
         self.detail = detail
-        self.accepted = accepted
+        self.accepted = _bounded(accepted)
         self.headers = headers or {}
 
     def body(self) -> bytes:

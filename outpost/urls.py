@@ -37,6 +37,7 @@ __all__ = [
     "TableQuery",
     "TagInfo",
     "TagIovs",
+    "DECIMAL",
     "canonical",
     "format_time",
     "is_plain_name",
@@ -66,6 +67,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 _INT = re.compile(r"[+]?[0-9]{1,25}")
+DECIMAL: Final = re.compile(r"0|-?[1-9][0-9]*")  # the one spelling of an integer, ASCII only
 _SAFE_IN_VALUE: Final = "-._~:,()"
 _LATEST_TIME: Final = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z in µs
 _NAME_RULE: Final = "a plain name: letters, digits, '_', '.', '-', starting with a letter or digit"

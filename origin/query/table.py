@@ -25,11 +25,12 @@ from sqlalchemy import (
 )
 
 from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
-from outpost.errors import BadRequest, NotFound
-from outpost.urls import INT64_MAX, Filter, TableQuery
+from outpost.errors import BadRequest, NotFound, echo
+from outpost.urls import DECIMAL, INT64_MAX, Filter, TableQuery
 
 __all__ = ["DEFAULT_TABLES", "TableAccess", "default_table_access"]
 
+_INT64_DIGITS = len(str(-INT64_MAX - 1))
 _COMPARISONS = {
     "eq": lambda c, v: c == v,
     "ne": lambda c, v: c != v,
@@ -121,10 +122,13 @@ class TableAccess:
 
 def _coerce(column: Any, text: str, name: str) -> int | str:
     if isinstance(column.type, BigInteger | Integer):
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise BadRequest(f"{name}: {text[:100]!r} is not an integer") from None
+        # The one spelling only: int() also takes full-width digits, "1_000" and " 1".
+        if not DECIMAL.fullmatch(text) or len(text) > _INT64_DIGITS:
+            raise BadRequest(
+                f"{name}: {echo(text)} is not an integer in its one spelling",
+                accepted="ASCII digits, an optional leading '-', no leading zeros",
+            )
+        value = int(text)
         if not -INT64_MAX - 1 <= value <= INT64_MAX:
             raise BadRequest(f"{name}: {value} is out of range", accepted="a signed 64-bit integer")
         return value

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from outpost.config import load_settings
 
-__all__ = ["add_parser", "fill_sample", "origin_settings", "shown"]
+__all__ = ["add_parser", "database_errors", "fill_sample", "origin_settings", "shown"]
 
 
 def shown(url: str) -> str:
@@ -19,6 +21,21 @@ def shown(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # a malformed URL fails later with its own error
         return "<database URL>"
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A database that cannot be opened or read (corrupt file, missing directory, server down)
+    becomes one line naming it and the problem, exit status 2, instead of a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from origin.db import describe
+    from outpost.errors import ServiceUnavailable
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable(f"database {shown(url)}: {describe(exc)}") from None
 
 
 def db_options(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +71,8 @@ def _init(args: argparse.Namespace) -> int:
     from origin.db import migrate
 
     settings = origin_settings(args)
-    migrate(settings.db)
+    with database_errors(settings.db):
+        migrate(settings.db)
     print(f"migrated {shown(settings.db)}")
     return 0
 
@@ -63,8 +81,9 @@ def _sample(args: argparse.Namespace) -> int:
     from origin.db import migrate
 
     settings = origin_settings(args)
-    migrate(settings.db)
-    return fill_sample(settings.db, args.seed)
+    with database_errors(settings.db):
+        migrate(settings.db)
+        return fill_sample(settings.db, args.seed)
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -74,12 +93,13 @@ def _load(args: argparse.Namespace) -> int:
     from origin.writes import Writes
 
     settings = origin_settings(args)
-    migrate(settings.db)
-    engines = create_engines(settings.db)
-    try:
-        summary = load_file(args.file, Writes(engines.writer, system_clock))
-    finally:
-        engines.dispose()
+    with database_errors(settings.db):
+        migrate(settings.db)
+        engines = create_engines(settings.db)
+        try:
+            summary = load_file(args.file, Writes(engines.writer, system_clock))
+        finally:
+            engines.dispose()
     print(f"loaded {summary}")
     return 0
 

@@ -12,7 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from outpost.commands.db import db_options, fill_sample, origin_settings, shown
+from outpost.commands.db import (
+    database_errors,
+    db_options,
+    fill_sample,
+    origin_settings,
+    shown,
+)
 from outpost.config import load_settings
 
 __all__ = ["add_parser"]
@@ -56,9 +62,10 @@ def _origin(args: argparse.Namespace) -> int:
     settings = origin_settings(
         args, host=args.host, port=args.port, workers=args.workers, tokens_file=args.tokens_file
     )
-    migrate(settings.db)
-    if args.sample:
-        fill_sample(settings.db, seed=1, only_if_empty=True)
+    with database_errors(settings.db):  # one line naming the database, not a traceback
+        migrate(settings.db)
+        if args.sample:
+            fill_sample(settings.db, seed=1, only_if_empty=True)
     print(f"outpost origin on http://{settings.host}:{settings.port} over {shown(settings.db)}")
     if settings.workers == 1:
         from origin.app import create_app

@@ -52,6 +52,7 @@ EXAMPLES = DEPLOY / "examples"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
 HEALTHZ = "/_outpost/healthz"
+READYZ = "/_outpost/readyz"  # the origin's readiness: it reads the database
 WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet", "Job")
 PROXY_INSTANCES = ("node", "site", "central")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "", "127.0.0.1", "localhost")
@@ -448,7 +449,9 @@ def test_servers_listen_where_their_ports_probes_and_files_say(
         if probe is None:
             assert kind == "startupProbe", f"{container.label} has no {kind}"
             continue
-        assert probe["httpGet"]["path"] == HEALTHZ, f"{container.label}: {kind} path"
+        ready = kind == "readinessProbe" and isinstance(settings, OriginSettings)
+        path = READYZ if ready else HEALTHZ
+        assert probe["httpGet"]["path"] == path, f"{container.label}: {kind} path"
         assert container.port_number(probe["httpGet"]["port"]) == settings.port, kind
     if isinstance(settings, OriginSettings) and settings.tokens_file is not None:
         tokens = container.files().get(str(settings.tokens_file))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,26 @@ def test_two_worker_processes_serve_the_same_answers(sample_db: str, tmp_path: P
     with serving_origin(sample_db, tmp_path / "origin.log", "--workers", "2") as http:
         answers = {http.get(f"/v1/resolve/{HLT_GLOBAL_TAG}?run=7").content for _ in range(8)}
     assert len(answers) == 1
+
+
+def start_origin_and_wait(db: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`outpost origin` over `db`, expected to stop by itself; its exit status and output."""
+    command = outpost_command("origin", "--db", db, "--port", str(free_port()))
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_origin_over_a_corrupt_sqlite_file_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "conditions.sqlite"
+    path.write_bytes(b"this is not a database\n" * 1000)
+    done = start_origin_and_wait(f"sqlite:///{path}")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"outpost: database sqlite:///{path}: file is not a database"
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_origin_in_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gone' / 'conditions.sqlite'}"
+    done = start_origin_and_wait(url)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"outpost: database {url}: unable to open database file"
+    assert "Traceback" not in done.stdout + done.stderr

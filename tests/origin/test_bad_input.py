@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,11 @@ GT = HLT_GLOBAL_TAG
         ("/v1/query/iovs?nosuchcolumn=eq.1", 400),
         ("/v1/query/iovs?since=like.1", 400),
         ("/v1/query/iovs?since=eq.one", 400),
+        ("/v1/query/iovs?since=gt.%EF%BC%91", 400),  # a full-width 1: int() takes it
+        ("/v1/query/iovs?since=gt.1_000", 400),
+        ("/v1/query/iovs?since=gt.%201", 400),
+        ("/v1/query/iovs?channel=eq.01", 400),
+        ("/v1/query/iovs?since=in.(1,%2B1)", 400),
         ("/v1/query/iovs?since=in.1,2", 400),
         ("/v1/query/iovs?limit=0", 400),
         ("/v1/query/iovs?limit=10001", 400),
@@ -140,3 +146,22 @@ def test_random_read_urls_never_get_a_server_error(
     assert answer.status_code < 500, (url, query, answer.text)
     if answer.status_code >= 400:
         assert set(answer.json()) == {"error", "detail", "accepted"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"iovs": [{"since": "9" * 5_000_000, "payload": "ab" * 32}]},
+        {"iovs": [{"since": 1, "payload": "ab" * 32, "x" * 5_000_000: 1}]},
+        {"name": "T", "time_type": "run", "payload_type": "P", "description": ["d" * 5_000_000]},
+    ],
+    ids=["5MB-since", "5MB-field-name", "5MB-description"],
+)
+def test_a_huge_rejected_value_is_not_echoed_back_whole(
+    client: AppClient, body: dict[str, object]
+) -> None:
+    url = "/v1/tags" if "name" in body else f"/v1/tags/{GT}/iovs"
+    answer = client.post(url, content=orjson.dumps(body), headers=admin())
+    assert answer.status_code == 400
+    assert len(answer.content) < 2000
+    assert answer.json()["detail"]

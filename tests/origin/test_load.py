@@ -6,7 +6,9 @@ anything is written, so a mistake in the file fails the import and leaves the da
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,13 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
 from support.origin import FakeClock, MakeClient
 
 from origin.db import create_engines
-from origin.load import LoadSummary, load_file
+from origin.load import LoadSummary, load_file, plan_file
 from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
 from origin.writes import Writes
 from outpost.cli import main
@@ -286,3 +290,201 @@ def test_cli_db_load_of_a_missing_file_returns_2(
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
     assert main(["db", "load", str(tmp_path / "missing.yaml"), "--db", url]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+# --- strict types: a file means what it says, or it is refused -------------------------------
+
+TAG_TEMPLATE = """
+payloads:
+  ped_a: {{file: blobs/ped_a.bin}}
+tags:
+  - name: {name}
+    time_type: run
+    payload_type: EcalPedestals
+    iovs:
+      - since: {since}
+        payload: {payload}
+        channel: {channel}
+    lock: {lock}
+"""
+TAG_SLOTS = {"name": "T", "since": "1", "payload": "ped_a", "channel": "0", "lock": "false"}
+
+
+def tag_file(root: Path, **slots: str) -> Path:
+    write_conditions(root)
+    path = root / "strict.yaml"
+    path.write_text(TAG_TEMPLATE.format(**{**TAG_SLOTS, **slots}))
+    return path
+
+
+def write_text(root: Path, name: str, text: str) -> Path:
+    write_conditions(root)
+    path = root / name
+    path.write_text(text)
+    return path
+
+
+JSON_TAG: dict[str, Any] = {
+    "name": "T",
+    "time_type": "run",
+    "payload_type": "P",
+    "iovs": [{"since": 1, "payload": HASH_A}],
+}
+
+
+@pytest.mark.parametrize(
+    ("slots", "where"),
+    [
+        ({"lock": "'false'"}, "tags[0]: lock='false' is not a boolean"),
+        ({"lock": "no"}, "tags[0]: lock='no' is not a boolean"),
+        ({"lock": "off"}, "tags[0]: lock='off' is not a boolean"),
+        ({"since": "010"}, "tags[0]: iovs[0].since='010' is not an integer"),
+        ({"since": "1:30"}, "tags[0]: iovs[0].since='1:30' is not an integer"),
+        ({"since": "1_000"}, "tags[0]: iovs[0].since='1_000' is not an integer"),
+        ({"channel": "0x1F"}, "tags[0]: iovs[0].channel='0x1F' is not an integer"),
+        ({"since": "true"}, "tags[0]: iovs[0].since=True is not an integer"),
+        ({"name": "1000"}, "tags[0]: tag.name=1000 is not a string"),
+        ({"payload": "1" * 64}, "tags[0]: iovs[0].payload=" + "1" * 64),
+    ],
+    ids=[
+        "lock-quoted-false", "lock-no", "lock-off", "since-octal", "since-sexagesimal",
+        "since-underscore", "channel-hex", "since-bool", "name-number", "hash-number",
+    ],
+)  # fmt: skip
+def test_yaml_1_1_readings_are_refused_naming_file_place_and_what_is_accepted(
+    unused_writes: Writes, tmp_path: Path, slots: dict[str, str], where: str
+) -> None:
+    path = tag_file(tmp_path, **slots)
+    with pytest.raises(BadRequest) as raised:
+        load_file(path, unused_writes)
+    assert raised.value.detail.startswith(f"{path}: {where}")
+    assert raised.value.accepted
+
+
+@pytest.mark.parametrize(
+    ("document", "where"),
+    [
+        ({"tags": [{**JSON_TAG, "lock": "no"}]}, "tags[0]: lock='no' is not a boolean"),
+        ({"tags": [{**JSON_TAG, "lock": 0}]}, "tags[0]: lock=0 is not a boolean"),
+        (
+            {"tags": [{**JSON_TAG, "iovs": [{"since": 1.0, "payload": HASH_A}]}]},
+            "tags[0]: iovs[0].since=1.0 is not an integer",
+        ),
+        ({"tags": 0}, "tags must be a list"),
+        ({"tags": [{**JSON_TAG, "iovs": {}}]}, "tags[0]: iovs must be a list"),
+        ({"payloads": {"p": {"file": "laser.bin", "object_type": 7}}}, "payloads.p: file and"),
+    ],
+    ids=["lock-no", "lock-zero", "since-float", "tags-zero", "iovs-mapping", "object-type-int"],
+)
+def test_json_of_the_wrong_type_is_refused(
+    unused_writes: Writes, tmp_path: Path, document: dict[str, Any], where: str
+) -> None:
+    path = write_conditions(tmp_path, document, suffix=".json")
+    with pytest.raises(BadRequest) as raised:
+        load_file(path, unused_writes)
+    assert raised.value.detail.startswith(f"{path}: {where}")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("twice.yaml", "tags:\n  - {name: A, name: B}", "duplicate key 'name'"),
+        ("twice.json", '{"tags": [], "tags": [1]}', "duplicate keys ['tags']"),
+        ("payloads.yaml", "payloads:\n  a: {file: laser.bin}\n  a: {file: laser.bin}", "'a'"),
+        ("nan.json", '{"tags": [{"iovs": [{"since": NaN}]}]}', "NaN is not a JSON number"),
+        ("alias.yaml", "tags:\n  - &t {name: A}\n  - *t", "anchors and aliases"),
+        ("tagged.yaml", "tags: !!set {a}", "explicit tags"),
+    ],
+)
+def test_duplicate_keys_aliases_and_tags_are_refused(
+    unused_writes: Writes, tmp_path: Path, name: str, text: str, problem: str
+) -> None:
+    path = write_text(tmp_path, name, text)
+    with pytest.raises(BadRequest, match=re.escape(problem)) as raised:
+        load_file(path, unused_writes)
+    assert str(path) in raised.value.detail
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_a_tag_or_global_tag_listed_twice_is_refused_and_nothing_written(
+    empty_db: str, writes: Writes, tmp_path: Path, suffix: str
+) -> None:
+    document = conditions()
+    twice_tag = conditions(tags=[*document["tags"], {**document["tags"][2], "description": "x"}])
+    twice_gt = conditions(
+        globaltags=[*document["globaltags"], copy.deepcopy(document["globaltags"][0])]
+    )
+    for changed, name in ((twice_tag, "EcalLaser_v1"), (twice_gt, "TEST_HLT")):
+        with pytest.raises(BadRequest, match=f"lists \\['{name}'\\] more than once"):
+            load_file(write_conditions(tmp_path, changed, suffix=suffix), writes)
+        assert counts(empty_db) == NOTHING
+
+
+def test_a_billion_laughs_file_is_refused_quickly_with_a_short_message(
+    unused_writes: Writes, tmp_path: Path
+) -> None:
+    laughs = 'tags:\n  - &a [{name: "lol"}, {name: "lol"}, {name: "lol"}, {name: "lol"}]\n'
+    for a, b in zip("abcdefgh", "bcdefghi", strict=False):
+        laughs += f"  - &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]\n"
+    path = write_text(tmp_path, "laughs.yaml", laughs)
+    assert path.stat().st_size < 600
+    with pytest.raises(BadRequest) as raised:
+        load_file(path, unused_writes)
+    assert len(raised.value.body()) < 2000
+
+
+def test_an_all_zero_hash_is_a_hash_not_the_integer_zero_nor_a_payload_name(
+    tmp_path: Path,
+) -> None:
+    zero = "0" * 64
+    plan = plan_file(tag_file(tmp_path, payload=zero, since="100"))
+    (tag,) = plan.tags
+    assert [(i.since, i.payload, i.channel) for i in tag.iovs] == [(100, zero, 0)]
+
+
+SINCE_SPELLINGS = st.one_of(
+    st.integers(-3, 2**64).map(str),
+    st.from_regex(r"[-+]?[0-9][0-9_:.eExob]{0,10}", fullmatch=True),
+    st.sampled_from(["true", "no", "null", "~", "'12'", '"0"', ".inf", "0x10", "0o10", "1:30"]),
+)
+LOCK_SPELLINGS = st.sampled_from(
+    ["true", "false", "True", "FALSE", "yes", "no", "on", "off", "0", "1", "null", "'false'"]
+)
+HASH_SPELLINGS = st.one_of(
+    st.just("ped_a"),
+    st.text("0123456789abcdefABCDEF", min_size=64, max_size=64),
+    st.text("0123456789", min_size=63, max_size=65),
+)
+NAME_SPELLINGS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,12}", fullmatch=True)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    since=SINCE_SPELLINGS,
+    channel=SINCE_SPELLINGS,
+    lock=LOCK_SPELLINGS,
+    payload=HASH_SPELLINGS,
+    name=NAME_SPELLINGS,
+)
+@example(since="010", channel="0", lock="no", payload="0" * 64, name="T")
+@example(since="1:30", channel="0", lock="false", payload="ped_a", name="T")
+def test_a_loaded_yaml_value_is_exactly_what_was_written_or_the_file_is_refused(
+    tmp_path: Path, since: str, channel: str, lock: str, payload: str, name: str
+) -> None:
+    """Whatever the spellings, a plan's integers are written in plain decimal in the file, its
+    lock was `true`/`false`, its hash and name are the text as written; or the load fails with
+    a 400 that names the file."""
+    path = tag_file(tmp_path, since=since, channel=channel, lock=lock, payload=payload, name=name)
+    try:
+        plan = plan_file(path)
+    except BadRequest as exc:
+        assert str(path) in exc.detail
+        return
+    (tag,) = plan.tags
+    (iov,) = tag.iovs
+    assert str(iov.since) == since and str(iov.channel) == channel
+    assert lock in ("true", "false") and tag.lock == (lock == "true")
+    assert iov.payload == (HASH_A if payload == "ped_a" else payload.lower())
+    assert tag.tag.name == name

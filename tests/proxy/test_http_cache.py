@@ -418,3 +418,15 @@ def test_settings_refuse_a_name_that_is_not_plain() -> None:
     with pytest.raises(SettingsError, match="plain name"):
         ProxySettings(name="node 12;", upstreams=(UPSTREAM,))
     assert ProxySettings(upstreams=(UPSTREAM,), port=9000).name.endswith("-9000")
+
+
+def test_the_proxys_own_errors_do_not_echo_a_long_request_back(proxy: AppClient) -> None:
+    long = "x" * 50_000
+    unknown = proxy.get(f"/_outpost/{long}")
+    assert unknown.status_code == 404 and len(unknown.content) < 2000
+    warm = proxy.post(
+        "/_outpost/warm",
+        json={"globaltag": long, "run": 1},
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
+    assert 400 <= warm.status_code < 500 and len(warm.content) < 2000, warm.status_code
