@@ -19,14 +19,13 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from outpost.errors import BadRequest, OutpostError
+from outpost.errors import BadRequest, OutpostError, echo
 from outpost.urls import canonical
 from proxy.core.headers import Headers, get_all
 from proxy.core.shared import FORWARDED_FIELDS, shared_coding, shared_value
 
 __all__ = ["primary_key", "variant_key"]
 
-MAX_ECHO = 200
 _TARGET = re.compile(r"[!-~]*")  # printable ASCII, no space
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TARGET_RULE = "a path and query of printable ASCII, other bytes percent-encoded"
@@ -37,12 +36,12 @@ def primary_key(raw_path: str, query_string: str = "") -> str:
     all) and `query_string`; also the target a shared fetch sends upstream. Raises BadRequest
     for a target no upstream should see."""
     if _TARGET.fullmatch(raw_path) is None or _TARGET.fullmatch(query_string) is None:
-        shown = f"{raw_path}?{query_string}"[:MAX_ECHO]
-        raise BadRequest(f"request target {shown!r} is not printable ASCII", accepted=_TARGET_RULE)
+        shown = echo(f"{raw_path}?{query_string}")
+        raise BadRequest(f"request target {shown} is not printable ASCII", accepted=_TARGET_RULE)
     path = unquote(raw_path)
     if _CONTROL.search(path) is not None:
         raise BadRequest(
-            f"request path {raw_path[:MAX_ECHO]!r} decodes to control characters",
+            f"request path {echo(raw_path)} decodes to control characters",
             accepted=_TARGET_RULE + ", no escaped control characters in the path",
         )
     if path.startswith("/v1/"):
