@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from origin.api import Api
 from origin.auth import TokenBook
 from origin.db import Engines, create_engines
+from origin.frontier.bulkhead import Bulkhead
 from origin.frontier.endpoint import FrontierEndpoint
 from origin.frontier.params import is_frontier_path
 from origin.frontier.run import FrontierDatabase
@@ -64,7 +65,9 @@ def create_app(
     clock = clock or system_clock
     owned = engines is None
     engines = engines or create_engines(
-        settings.db, statement_timeout_ms=settings.statement_timeout_ms
+        settings.db,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        frontier=settings.frontier_limits(),
     )
     metrics = OriginMetrics()
     access = default_table_access(
@@ -88,7 +91,7 @@ def create_app(
 
     frontier = FrontierEndpoint(
         FrontierDatabase(
-            engines.reader,
+            engines.frontier,
             access,
             max_bytes=settings.frontier_max_bytes,
             statement_timeout_ms=settings.statement_timeout_ms,
@@ -97,6 +100,9 @@ def create_app(
         clock=clock,
         metrics=metrics,
         require_id=settings.frontier_require_id,
+        bulkhead=Bulkhead(settings.frontier_concurrency, settings.frontier_queue_ms / 1000),
+        max_payloads=settings.frontier_max_payloads,
+        max_sql_bytes=settings.frontier_max_sql_bytes,
     )
 
     async def healthz(request: Request) -> Response:

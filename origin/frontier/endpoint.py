@@ -1,10 +1,12 @@
 """The ASGI route of the Frontier protocol: `GET|HEAD /{servlet}/Frontier[/|?]<params>`.
 
-Thin: it reads the request (parameters, X-Frontier-Id, conditional and cache headers), plans each
-payload with the pure core (p1, encoding, SQL guard), runs the plans through `FrontierDatabase`
-in a worker thread, and writes the envelope with the servlet's caching headers. Every answer is
-HTTP 200 with a Content-Length, errors included (in `<global_error>` or the payload's quality),
-as frontier_client expects; a 304 when the client's copy is current.
+Thin: it reads the request (parameters, X-Frontier-Id, conditional and cache headers), takes a
+slot of the Frontier bulkhead (or answers 503), plans each payload with the pure core (p1, SQL
+budget, encoding, SQL guard), runs the plans through `FrontierDatabase` on the bulkhead's
+threads, all under one deadline, and writes the envelope with the servlet's caching headers.
+Every answer is HTTP 200 with a Content-Length, errors included (in `<global_error>` or the
+payload's quality), as frontier_client expects; a 304 when the client's copy is current; a 503
+with Retry-After when the bulkhead is full.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from origin.frontier.bulkhead import Bulkhead
 from origin.frontier.caching import (
     EPOCH,
     ERROR_MAX_AGE,
@@ -39,7 +41,8 @@ from origin.frontier.envelope import (
     render_global_error,
 )
 from origin.frontier.guard import Refused, prepare
-from origin.frontier.params import Command, FrontierError, parse_commands
+from origin.frontier.limits import Deadline, check_sql_budget
+from origin.frontier.params import MAX_PAYLOADS, Command, FrontierError, parse_commands
 from origin.frontier.run import Execution, FrontierDatabase, Plan
 from origin.metrics import OriginMetrics
 from origin.query.ttl import TTLClass, TTLPolicy
@@ -60,6 +63,13 @@ class _Payload:
     plan: Plan
 
 
+@dataclass(frozen=True)
+class _Statement:
+    command: Command
+    sql: str
+    binds: tuple[str, ...]
+
+
 class FrontierEndpoint:
     def __init__(
         self,
@@ -69,14 +79,25 @@ class FrontierEndpoint:
         clock: Callable[[], int],
         metrics: OriginMetrics,
         require_id: bool = False,
+        bulkhead: Bulkhead | None = None,
+        max_payloads: int = MAX_PAYLOADS,
+        max_sql_bytes: int = 64 * 1024,
     ) -> None:
         self.database = database
         self.ttl = ttl
         self.clock = clock
         self.metrics = metrics
         self.require_id = require_id
+        self.bulkhead = bulkhead or Bulkhead(4, 0.25)
+        self.max_payloads = max_payloads
+        self.max_sql_bytes = max_sql_bytes
 
     async def handle(self, request: Request) -> Response:
+        async with self.bulkhead.slot():
+            return await self._handle(request)
+
+    async def _handle(self, request: Request) -> Response:
+        deadline = Deadline.after(self.database.timeout, time.monotonic())
         raw = raw_params(request.scope)
         frontier_id = request.headers.get("x-frontier-id")
         request_cache_control = request.headers.get("cache-control")
@@ -90,7 +111,7 @@ class FrontierEndpoint:
                     raise FrontierError("X-frontier-id header missing")
                 log.info("Frontier request without X-Frontier-Id, served as anonymous (%s)", who)
             # parsing SQL is CPU work: off the event loop, like the database work
-            payloads = await to_thread.run_sync(self._plans, raw)
+            payloads = await self.bulkhead.run(self._plans, raw, deadline)
         except FrontierError as exc:
             log.warning("Frontier request refused (%s): %s", who, exc)
             headers = {"cache-control": cache_control(ERROR_MAX_AGE, request_cache_control)}
@@ -118,17 +139,20 @@ class FrontierEndpoint:
             return found is not None and not_modified(found, if_none_match, if_modified_since)
 
         started = time.perf_counter()
-        execution = await to_thread.run_sync(
-            self.database.execute, [p.plan for p in payloads], fresh_enough
+        execution = await self.bulkhead.run(
+            self.database.execute, [p.plan for p in payloads], fresh_enough, deadline
         )
         self.metrics.query_seconds.labels(ROUTE).observe(time.perf_counter() - started)
         return self._respond(payloads, execution, raw, now, request_cache_control, who, is_head)
 
-    def _plans(self, raw: str) -> list[_Payload]:
-        return [self._plan(command) for command in parse_commands(raw)]
+    def _plans(self, raw: str, deadline: Deadline) -> list[_Payload]:
+        """Every payload's plan; the SQL text of all of them is bounded before any is parsed."""
+        statements = [self._statement(c) for c in parse_commands(raw, self.max_payloads)]
+        check_sql_budget([s.sql for s in statements], self.max_sql_bytes)
+        return [self._plan(statement, deadline) for statement in statements]
 
-    def _plan(self, command: Command) -> _Payload:
-        """Check one command; errors the servlet raises before any payload are FrontierError."""
+    def _statement(self, command: Command) -> _Statement:
+        """One command's SQL; errors the servlet raises before any payload are FrontierError."""
         if (command.obj_name, command.obj_version) != ("frontier_request", "1"):
             raise FrontierError(f"Unsupported command: {command.obj_name}:{command.obj_version}")
         if command.param("sec") == "sig":
@@ -137,6 +161,11 @@ class FrontierEndpoint:
         if p1 is None:
             raise FrontierError("missing parameter p1")
         sql, binds = split_binds(decode_p1(p1))
+        return _Statement(command, sql, binds)
+
+    def _plan(self, statement: _Statement, deadline: Deadline) -> _Payload:
+        """Check one statement (unless the request's deadline has passed already)."""
+        command, sql, binds = statement.command, statement.sql, statement.binds
         empty_is_error = command.param("ttl") == "forever"
         try:
             level = parse_encoding(command.encoding)
@@ -144,6 +173,8 @@ class FrontierEndpoint:
             return _Payload(command, False, None, Plan(error=str(exc)))
         if command.method != "DEFAULT":
             return _Payload(command, True, level, Plan(error=f"Unknown method {command.method}"))
+        if deadline.passed(time.monotonic()):
+            return _Payload(command, True, level, Plan(error=deadline.message()))
         try:
             prepared = prepare(
                 sql,
