@@ -29,6 +29,7 @@ from origin.db import Engines, create_engines
 from origin.frontier.bulkhead import Bulkhead
 from origin.frontier.endpoint import FrontierEndpoint
 from origin.frontier.params import is_frontier_path
+from origin.frontier.planner import Planner, Rules
 from origin.frontier.run import FrontierDatabase
 from origin.metrics import OriginMetrics, route_label
 from origin.query.table import DEFAULT_TABLES, default_table_access
@@ -89,20 +90,26 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
 
+    frontier_database = FrontierDatabase(
+        engines.frontier,
+        access,
+        max_bytes=settings.frontier_max_bytes,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    rules = Rules(
+        frontier_database.dialect,
+        frontier_database.schema,
+        max_payloads=settings.frontier_max_payloads,
+        max_sql_bytes=settings.frontier_max_sql_bytes,
+    )
     frontier = FrontierEndpoint(
-        FrontierDatabase(
-            engines.frontier,
-            access,
-            max_bytes=settings.frontier_max_bytes,
-            statement_timeout_ms=settings.statement_timeout_ms,
-        ),
+        frontier_database,
         ttl=ttl,
         clock=clock,
         metrics=metrics,
         require_id=settings.frontier_require_id,
         bulkhead=Bulkhead(settings.frontier_concurrency, settings.frontier_queue_ms / 1000),
-        max_payloads=settings.frontier_max_payloads,
-        max_sql_bytes=settings.frontier_max_sql_bytes,
+        planner=Planner(rules, settings.frontier_concurrency),
     )
 
     async def healthz(request: Request) -> Response:

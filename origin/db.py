@@ -38,11 +38,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 class FrontierLimits:
     """What one Frontier connection may take from the database (see the module docstring)."""
 
-    pool_size: int = 4
+    pool_size: int = 2
     heap_bytes: int = 128 * 1024 * 1024  # SQLite: hard heap limit of the whole process
     value_bytes: int = 64 * 1024 * 1024  # SQLite: longest string or blob (SQLITE_LIMIT_LENGTH)
     work_mem_bytes: int = 4 * 1024 * 1024  # PostgreSQL: work_mem of a sort or hash
-    temp_bytes: int = 128 * 1024 * 1024  # PostgreSQL: temp_file_limit of a session
+    temp_bytes: int = 128 * 1024 * 1024  # PostgreSQL: temp files of the whole pool together
+
+    @property
+    def session_temp_kib(self) -> int:
+        """PostgreSQL's `temp_file_limit` is per session: the pool's share of each, in kB."""
+        return max(1, self.temp_bytes // self.pool_size // 1024)
 
 
 @dataclass(frozen=True)
@@ -96,22 +101,24 @@ def create_engines(
         f"{timeout} -c default_transaction_read_only=on"
         f" -c work_mem={max(64, limits.work_mem_bytes // 1024)}kB",
         pool_size=limits.pool_size,
+        max_overflow=0,
     )
-    _limit_pg_temp_files(frontier_engine, limits.temp_bytes)
+    _limit_pg_temp_files(frontier_engine, limits.session_temp_kib)
     return Engines(reader, writer, frontier_engine)
 
 
-def _pg_reader(url: str, options: str, *, pool_size: int) -> Engine:
+def _pg_reader(url: str, options: str, *, pool_size: int, max_overflow: int = 10) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         isolation_level="REPEATABLE READ",
         connect_args={"options": options},
     )
 
 
-def _limit_pg_temp_files(engine: Engine, temp_bytes: int) -> None:
+def _limit_pg_temp_files(engine: Engine, temp_kib: int) -> None:
     """`temp_file_limit` on each session; it needs a superuser, else the role's own setting holds.
 
     (A DBA sets it for the origin's role with `ALTER ROLE … SET temp_file_limit`.)
@@ -122,7 +129,7 @@ def _limit_pg_temp_files(engine: Engine, temp_bytes: int) -> None:
         import psycopg
 
         try:
-            dbapi_connection.execute(f"SET temp_file_limit = '{max(1, temp_bytes // 1024)}kB'")
+            dbapi_connection.execute(f"SET temp_file_limit = '{temp_kib}kB'")
             dbapi_connection.commit()
         except psycopg.errors.InsufficientPrivilege:
             dbapi_connection.rollback()
@@ -132,7 +139,12 @@ def _limit_pg_temp_files(engine: Engine, temp_bytes: int) -> None:
 def _sqlite(
     url: str, *, read_only: bool, pool_size: int = 8, limits: FrontierLimits | None = None
 ) -> Engine:
-    engine = create_engine(url, pool_size=pool_size, connect_args={"check_same_thread": False})
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10 if limits is None else 0,  # Frontier: no more than its bulkhead's size
+        connect_args={"check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

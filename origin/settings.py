@@ -34,12 +34,12 @@ class OriginSettings:
     # Frontier SQL is anyone's SQL: what one request, and all of them together, may cost
     frontier_max_payloads: int = 32  # payloads in one request (frontier_client sends at most 32)
     frontier_max_sql_bytes: int = 64 * 1024  # SQL text of one request, all payloads, before parsing
-    frontier_concurrency: int = 4  # Frontier requests worked on at once (their own pool)
+    frontier_concurrency: int = 2  # Frontier requests worked on at once (their own pool)
     frontier_queue_ms: int = 250  # longest wait for a free slot, then 503 with Retry-After
     frontier_heap_bytes: int = 128 * 1024 * 1024  # SQLite: hard heap limit of the process
     frontier_max_value_bytes: int = 64 * 1024 * 1024  # SQLite: longest string or blob in a query
     frontier_work_mem_bytes: int = 4 * 1024 * 1024  # PostgreSQL: work_mem of Frontier sessions
-    frontier_temp_bytes: int = 128 * 1024 * 1024  # PostgreSQL: temp_file_limit of Frontier sessions
+    frontier_temp_bytes: int = 128 * 1024 * 1024  # PostgreSQL: temp files of all Frontier sessions
 
     def __post_init__(self) -> None:
         positive = (

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,19 +30,16 @@ from origin.frontier.caching import (
     ttl_of,
     validators,
 )
-from origin.frontier.codec import decode_p1, split_binds
 from origin.frontier.envelope import (
-    EncodingError,
     PayloadAnswer,
     pack,
-    parse_encoding,
     render,
     render_global_error,
 )
-from origin.frontier.guard import Refused, prepare
-from origin.frontier.limits import Deadline, check_sql_budget
-from origin.frontier.params import MAX_PAYLOADS, Command, FrontierError, parse_commands
-from origin.frontier.run import Execution, FrontierDatabase, Plan
+from origin.frontier.limits import Deadline
+from origin.frontier.params import FrontierError
+from origin.frontier.planner import PlannedPayload, Planner, Rules
+from origin.frontier.run import Execution, FrontierDatabase
 from origin.metrics import OriginMetrics
 from origin.query.ttl import TTLClass, TTLPolicy
 
@@ -53,21 +49,6 @@ log = logging.getLogger("outpost.origin.frontier")
 
 CONTENT_TYPE = "text/xml;charset=US-ASCII"  # what Tomcat sends for the servlet's text/xml, US-ASCII
 ROUTE = "/Frontier"
-
-
-@dataclass(frozen=True)
-class _Payload:
-    command: Command
-    encoded: bool  # the encoding is one the servlet knows (so its encoder, and md5, exist)
-    level: int | None  # zlib level of the encoding; None: not compressed (or not known)
-    plan: Plan
-
-
-@dataclass(frozen=True)
-class _Statement:
-    command: Command
-    sql: str
-    binds: tuple[str, ...]
 
 
 class FrontierEndpoint:
@@ -80,17 +61,15 @@ class FrontierEndpoint:
         metrics: OriginMetrics,
         require_id: bool = False,
         bulkhead: Bulkhead | None = None,
-        max_payloads: int = MAX_PAYLOADS,
-        max_sql_bytes: int = 64 * 1024,
+        planner: Planner | None = None,
     ) -> None:
         self.database = database
         self.ttl = ttl
         self.clock = clock
         self.metrics = metrics
         self.require_id = require_id
-        self.bulkhead = bulkhead or Bulkhead(4, 0.25)
-        self.max_payloads = max_payloads
-        self.max_sql_bytes = max_sql_bytes
+        self.bulkhead = bulkhead or Bulkhead(2, 0.25)
+        self.planner = planner or Planner(Rules(database.dialect, database.schema), 2)
 
     async def handle(self, request: Request) -> Response:
         async with self.bulkhead.slot():
@@ -110,8 +89,8 @@ class FrontierEndpoint:
                 if self.require_id:
                     raise FrontierError("X-frontier-id header missing")
                 log.info("Frontier request without X-Frontier-Id, served as anonymous (%s)", who)
-            # parsing SQL is CPU work: off the event loop, like the database work
-            payloads = await self.bulkhead.run(self._plans, raw, deadline)
+            # parsing SQL is CPU work that holds the GIL: in the planner's own processes
+            payloads = await self.planner.plan(raw, deadline)
         except FrontierError as exc:
             log.warning("Frontier request refused (%s): %s", who, exc)
             headers = {"cache-control": cache_control(ERROR_MAX_AGE, request_cache_control)}
@@ -145,52 +124,9 @@ class FrontierEndpoint:
         self.metrics.query_seconds.labels(ROUTE).observe(time.perf_counter() - started)
         return self._respond(payloads, execution, raw, now, request_cache_control, who, is_head)
 
-    def _plans(self, raw: str, deadline: Deadline) -> list[_Payload]:
-        """Every payload's plan; the SQL text of all of them is bounded before any is parsed."""
-        statements = [self._statement(c) for c in parse_commands(raw, self.max_payloads)]
-        check_sql_budget([s.sql for s in statements], self.max_sql_bytes)
-        return [self._plan(statement, deadline) for statement in statements]
-
-    def _statement(self, command: Command) -> _Statement:
-        """One command's SQL; errors the servlet raises before any payload are FrontierError."""
-        if (command.obj_name, command.obj_version) != ("frontier_request", "1"):
-            raise FrontierError(f"Unsupported command: {command.obj_name}:{command.obj_version}")
-        if command.param("sec") == "sig":
-            raise FrontierError("signed responses (sec=sig) are not supported by this server")
-        p1 = command.param("p1")
-        if p1 is None:
-            raise FrontierError("missing parameter p1")
-        sql, binds = split_binds(decode_p1(p1))
-        return _Statement(command, sql, binds)
-
-    def _plan(self, statement: _Statement, deadline: Deadline) -> _Payload:
-        """Check one statement (unless the request's deadline has passed already)."""
-        command, sql, binds = statement.command, statement.sql, statement.binds
-        empty_is_error = command.param("ttl") == "forever"
-        try:
-            level = parse_encoding(command.encoding)
-        except EncodingError as exc:
-            return _Payload(command, False, None, Plan(error=str(exc)))
-        if command.method != "DEFAULT":
-            return _Payload(command, True, level, Plan(error=f"Unknown method {command.method}"))
-        if deadline.passed(time.monotonic()):
-            return _Payload(command, True, level, Plan(error=deadline.message()))
-        try:
-            prepared = prepare(
-                sql,
-                binds,
-                dialect=self.database.dialect,
-                schema=self.database.schema,
-                with_types=self.database.dialect == "sqlite",
-            )
-        except Refused as exc:
-            return _Payload(command, True, level, Plan(error=f"Query refused: {exc}"))
-        plan = Plan(prepared=prepared, empty_is_error=empty_is_error)
-        return _Payload(command, True, level, plan)
-
     def _respond(
         self,
-        payloads: list[_Payload],
+        payloads: list[PlannedPayload],
         execution: Execution,
         raw: str,
         now: int,
