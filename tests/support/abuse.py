@@ -32,12 +32,14 @@ __all__ = [
     "CONCAT_BLOBS",
     "Peaks",
     "clear_peak",
+    "clear_tree_peak",
     "descendants",
     "parse_heavy_sql",
     "parse_heavy_url",
     "peak_rss",
     "rss",
     "sampling",
+    "tree_rss",
 ]
 
 MIB = 1024 * 1024
@@ -95,6 +97,16 @@ def peak_rss(pid: int) -> int:
 def clear_peak(pid: int) -> None:
     """Reset VmHWM to the current resident set (`echo 5 > /proc/PID/clear_refs`)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def tree_rss(pid: int, field_name: str = "VmRSS") -> int:
+    """`rss` of `pid` and its descendants together (the origin and its SQL-checking processes)."""
+    return sum(rss(p, field_name) for p in [pid, *descendants(pid)])
+
+
+def clear_tree_peak(pid: int) -> None:
+    for each in [pid, *descendants(pid)]:
+        clear_peak(each)
 
 
 def descendants(pid: int) -> list[int]:

@@ -19,12 +19,11 @@ from support.abuse import (
     DISTINCT_CROSS_JOIN,
     HEX_CHAIN,
     MIB,
-    clear_peak,
+    clear_tree_peak,
     origin_process,
-    peak_rss,
     postgres_processes,
-    rss,
     sampling,
+    tree_rss,
 )
 from support.fnkit import HEADERS, frontier_url, parse_answer
 
@@ -60,8 +59,8 @@ def test_abusive_sql_stays_within_the_memory_and_temp_limits(
     on_postgres = sample_db.startswith("postgresql")
     postmaster, data = postgres_processes(sample_db) if on_postgres else (None, None)
     with origin_process(sample_db, tmp_path, statement_timeout_ms=15_000) as origin:
-        before = rss(origin.pid)
-        clear_peak(origin.pid)
+        before = tree_rss(origin.pid)  # the origin and its SQL-checking processes
+        clear_tree_peak(origin.pid)
         answers: dict[str, str] = {}
         with (
             sampling(origin.pid, origin.temp, postmaster, data) as peaks,
@@ -70,7 +69,7 @@ def test_abusive_sql_stays_within_the_memory_and_temp_limits(
             for sql in (HEX_CHAIN, CONCAT_BLOBS, CROSS_JOIN_ORDER_BY):
                 answers[sql] = outcome(client.get(frontier_url(sql), headers=HEADERS))
             distinct = at_once(origin.url, frontier_url(DISTINCT_CROSS_JOIN), 2)  # both slots
-        growth = peak_rss(origin.pid) - before
+        growth = tree_rss(origin.pid, "VmHWM") - before
     assert "expands a value 128 times" in answers[HEX_CHAIN]
     assert answers[CONCAT_BLOBS] == "ok"
     assert "more than 10000 rows" in answers[CROSS_JOIN_ORDER_BY] or (
