@@ -62,6 +62,7 @@ from support.abuse import (
     parse_heavy_url,
     postgres_processes,
     sampling,
+    together,
     tree_rss,
 )
 from support.fnkit import HEADERS, frontier_url, parse_answer
@@ -145,18 +146,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def at_once(base: str, name: str, url: str, count: int) -> list[Answer]:
-    answers: list[Answer] = []
-
-    def one() -> None:
+    def one() -> Answer:
         with httpx.Client(base_url=base, timeout=120, trust_env=False) as client:
-            answers.append(send(client, f"{name} ({count} at once)", url))
+            return send(client, f"{name} ({count} at once)", url)
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
+    return together(one, count)
 
 
 def attack(base: str, heavy: int, seconds: float, queries: list[str], results: Any) -> None:

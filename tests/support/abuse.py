@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -39,8 +40,11 @@ __all__ = [
     "peak_rss",
     "rss",
     "sampling",
+    "together",
     "tree_rss",
 ]
+
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 
@@ -239,3 +243,14 @@ def postgres_processes(url: str) -> tuple[int, Path]:
     assert row is not None
     data = Path(str(row[0]))
     return int((data / "postmaster.pid").read_text().split()[0]), data
+
+
+def together(function: Callable[[], T], count: int) -> list[T]:
+    """`function()` called `count` times at once, each in its own thread; their results."""
+    results: list[T] = []
+    threads = [threading.Thread(target=lambda: results.append(function())) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -23,6 +23,7 @@ from support.abuse import (
     origin_process,
     postgres_processes,
     sampling,
+    together,
     tree_rss,
 )
 from support.fnkit import HEADERS, frontier_url, parse_answer
@@ -39,18 +40,12 @@ def outcome(response: httpx.Response) -> str:
 
 def at_once(url: str, path: str, count: int) -> list[str]:
     """The outcomes of `count` requests for `path` sent together."""
-    found: list[str] = []
 
-    def one() -> None:
+    def one() -> str:
         with httpx.Client(base_url=url, timeout=60, trust_env=False) as client:
-            found.append(outcome(client.get(path, headers=HEADERS)))
+            return outcome(client.get(path, headers=HEADERS))
 
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return found
+    return together(one, count)
 
 
 def test_abusive_sql_stays_within_the_memory_and_temp_limits(
