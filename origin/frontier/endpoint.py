@@ -1,9 +1,10 @@
 """The ASGI route of the Frontier protocol: `GET|HEAD /{servlet}/Frontier[/|?]<params>`.
 
 Thin: it reads the request (parameters, X-Frontier-Id, conditional and cache headers), takes a
-slot of the Frontier bulkhead (or answers 503), plans each payload with the pure core (p1, SQL
-budget, encoding, SQL guard), runs the plans through `FrontierDatabase` on the bulkhead's
-threads, all under one deadline, and writes the envelope with the servlet's caching headers.
+slot of the Frontier bulkhead (or answers 503), plans each payload in the planner's processes
+(p1, SQL budget, encoding, SQL guard), runs the plans through `FrontierDatabase` on the
+bulkhead's threads, all under one deadline, and writes the envelope with the servlet's caching
+headers.
 Every answer is HTTP 200 with a Content-Length, errors included (in `<global_error>` or the
 payload's quality), as frontier_client expects; a 304 when the client's copy is current; a 503
 with Retry-After when the bulkhead is full.
