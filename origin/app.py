@@ -27,8 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from origin.api import Api
 from origin.auth import TokenBook
 from origin.db import Engines, create_engines
+from origin.frontier.bulkhead import Bulkhead
 from origin.frontier.endpoint import FrontierEndpoint
 from origin.frontier.params import is_frontier_path
+from origin.frontier.planner import Planner, Rules
 from origin.frontier.run import FrontierDatabase
 from origin.metrics import OriginMetrics, route_label
 from origin.query.table import DEFAULT_TABLES, default_table_access
@@ -65,7 +67,9 @@ def create_app(
     clock = clock or system_clock
     owned = engines is None
     engines = engines or create_engines(
-        settings.db, statement_timeout_ms=settings.statement_timeout_ms
+        settings.db,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        frontier=settings.frontier_limits(),
     )
     metrics = OriginMetrics()
     access = default_table_access(
@@ -88,17 +92,26 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
 
+    frontier_database = FrontierDatabase(
+        engines.frontier,
+        access,
+        max_bytes=settings.frontier_max_bytes,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    rules = Rules(
+        frontier_database.dialect,
+        frontier_database.schema,
+        max_payloads=settings.frontier_max_payloads,
+        max_sql_bytes=settings.frontier_max_sql_bytes,
+    )
     frontier = FrontierEndpoint(
-        FrontierDatabase(
-            engines.reader,
-            access,
-            max_bytes=settings.frontier_max_bytes,
-            statement_timeout_ms=settings.statement_timeout_ms,
-        ),
+        frontier_database,
         ttl=ttl,
         clock=clock,
         metrics=metrics,
         require_id=settings.frontier_require_id,
+        bulkhead=Bulkhead(settings.frontier_concurrency, settings.frontier_queue_ms / 1000),
+        planner=Planner(rules, settings.frontier_concurrency),
     )
 
     async def healthz(request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from origin.db import FrontierLimits
 from origin.query.table import DEFAULT_TABLES
 from outpost.config import SettingsError
 
@@ -30,6 +31,15 @@ class OriginSettings:
     frontier_require_id: bool = False  # refuse Frontier requests without X-Frontier-Id
     frontier_max_url_bytes: int = 64 * 1024  # squid's default request-line limit
     frontier_max_bytes: int = 128 * 1024 * 1024  # largest row stream of one Frontier payload
+    # Frontier SQL is anyone's SQL: what one request, and all of them together, may cost
+    frontier_max_payloads: int = 32  # payloads in one request (frontier_client sends at most 32)
+    frontier_max_sql_bytes: int = 64 * 1024  # SQL text of one request, all payloads, before parsing
+    frontier_concurrency: int = 2  # Frontier requests worked on at once (their own pool)
+    frontier_queue_ms: int = 250  # longest wait for a free slot, then 503 with Retry-After
+    frontier_heap_bytes: int = 128 * 1024 * 1024  # SQLite: hard heap limit of the process
+    frontier_max_value_bytes: int = 64 * 1024 * 1024  # SQLite: longest string or blob in a query
+    frontier_work_mem_bytes: int = 4 * 1024 * 1024  # PostgreSQL: work_mem of Frontier sessions
+    frontier_temp_bytes: int = 128 * 1024 * 1024  # PostgreSQL: temp files of all Frontier sessions
 
     def __post_init__(self) -> None:
         positive = (
@@ -43,9 +53,27 @@ class OriginSettings:
             "workers",
             "frontier_max_url_bytes",
             "frontier_max_bytes",
+            "frontier_max_payloads",
+            "frontier_max_sql_bytes",
+            "frontier_concurrency",
+            "frontier_queue_ms",
+            "frontier_heap_bytes",
+            "frontier_max_value_bytes",
+            "frontier_work_mem_bytes",
+            "frontier_temp_bytes",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"origin.{name}={getattr(self, name)}: must be positive")
         if not 0 < self.port < 65536:
             raise SettingsError(f"origin.port={self.port}: expected 1..65535")
+
+    def frontier_limits(self) -> FrontierLimits:
+        """The database limits of Frontier connections."""
+        return FrontierLimits(
+            pool_size=self.frontier_concurrency,
+            heap_bytes=self.frontier_heap_bytes,
+            value_bytes=self.frontier_max_value_bytes,
+            work_mem_bytes=self.frontier_work_mem_bytes,
+            temp_bytes=self.frontier_temp_bytes,
+        )

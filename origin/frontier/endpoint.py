@@ -1,10 +1,13 @@
 """The ASGI route of the Frontier protocol: `GET|HEAD /{servlet}/Frontier[/|?]<params>`.
 
-Thin: it reads the request (parameters, X-Frontier-Id, conditional and cache headers), plans each
-payload with the pure core (p1, encoding, SQL guard), runs the plans through `FrontierDatabase`
-in a worker thread, and writes the envelope with the servlet's caching headers. Every answer is
-HTTP 200 with a Content-Length, errors included (in `<global_error>` or the payload's quality),
-as frontier_client expects; a 304 when the client's copy is current.
+Thin: it reads the request (parameters, X-Frontier-Id, conditional and cache headers), takes a
+slot of the Frontier bulkhead (or answers 503), plans each payload in the planner's processes
+(p1, SQL budget, encoding, SQL guard), runs the plans through `FrontierDatabase` on the
+bulkhead's threads, all under one deadline, and writes the envelope with the servlet's caching
+headers.
+Every answer is HTTP 200 with a Content-Length, errors included (in `<global_error>` or the
+payload's quality), as frontier_client expects; a 304 when the client's copy is current; a 503
+with Retry-After when the bulkhead is full.
 """
 
 from __future__ import annotations
@@ -12,13 +15,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from origin.frontier.bulkhead import Bulkhead
 from origin.frontier.caching import (
     EPOCH,
     ERROR_MAX_AGE,
@@ -29,18 +31,16 @@ from origin.frontier.caching import (
     ttl_of,
     validators,
 )
-from origin.frontier.codec import decode_p1, split_binds
 from origin.frontier.envelope import (
-    EncodingError,
     PayloadAnswer,
     pack,
-    parse_encoding,
     render,
     render_global_error,
 )
-from origin.frontier.guard import Refused, prepare
-from origin.frontier.params import Command, FrontierError, parse_commands
-from origin.frontier.run import Execution, FrontierDatabase, Plan
+from origin.frontier.limits import Deadline
+from origin.frontier.params import FrontierError
+from origin.frontier.planner import PlannedPayload, Planner, Rules
+from origin.frontier.run import Execution, FrontierDatabase
 from origin.metrics import OriginMetrics
 from origin.query.ttl import TTLClass, TTLPolicy
 
@@ -52,14 +52,6 @@ CONTENT_TYPE = "text/xml;charset=US-ASCII"  # what Tomcat sends for the servlet'
 ROUTE = "/Frontier"
 
 
-@dataclass(frozen=True)
-class _Payload:
-    command: Command
-    encoded: bool  # the encoding is one the servlet knows (so its encoder, and md5, exist)
-    level: int | None  # zlib level of the encoding; None: not compressed (or not known)
-    plan: Plan
-
-
 class FrontierEndpoint:
     def __init__(
         self,
@@ -69,14 +61,23 @@ class FrontierEndpoint:
         clock: Callable[[], int],
         metrics: OriginMetrics,
         require_id: bool = False,
+        bulkhead: Bulkhead | None = None,
+        planner: Planner | None = None,
     ) -> None:
         self.database = database
         self.ttl = ttl
         self.clock = clock
         self.metrics = metrics
         self.require_id = require_id
+        self.bulkhead = bulkhead or Bulkhead(2, 0.25)
+        self.planner = planner or Planner(Rules(database.dialect, database.schema), 2)
 
     async def handle(self, request: Request) -> Response:
+        async with self.bulkhead.slot():
+            return await self._handle(request)
+
+    async def _handle(self, request: Request) -> Response:
+        deadline = Deadline.after(self.database.timeout, time.monotonic())
         raw = raw_params(request.scope)
         frontier_id = request.headers.get("x-frontier-id")
         request_cache_control = request.headers.get("cache-control")
@@ -89,8 +90,8 @@ class FrontierEndpoint:
                 if self.require_id:
                     raise FrontierError("X-frontier-id header missing")
                 log.info("Frontier request without X-Frontier-Id, served as anonymous (%s)", who)
-            # parsing SQL is CPU work: off the event loop, like the database work
-            payloads = await to_thread.run_sync(self._plans, raw)
+            # parsing SQL is CPU work that holds the GIL: in the planner's own processes
+            payloads = await self.planner.plan(raw, deadline)
         except FrontierError as exc:
             log.warning("Frontier request refused (%s): %s", who, exc)
             headers = {"cache-control": cache_control(ERROR_MAX_AGE, request_cache_control)}
@@ -120,48 +121,15 @@ class FrontierEndpoint:
             return found is not None and not_modified(found, if_none_match, if_modified_since)
 
         started = time.perf_counter()
-        execution = await to_thread.run_sync(
-            self.database.execute, [p.plan for p in payloads], fresh_enough
+        execution = await self.bulkhead.run(
+            self.database.execute, [p.plan for p in payloads], fresh_enough, deadline
         )
         self.metrics.query_seconds.labels(ROUTE).observe(time.perf_counter() - started)
         return self._respond(payloads, execution, raw, now, request_cache_control, who, is_head)
 
-    def _plans(self, raw: str) -> list[_Payload]:
-        return [self._plan(command) for command in parse_commands(raw)]
-
-    def _plan(self, command: Command) -> _Payload:
-        """Check one command; errors the servlet raises before any payload are FrontierError."""
-        if (command.obj_name, command.obj_version) != ("frontier_request", "1"):
-            raise FrontierError(f"Unsupported command: {command.obj_name}:{command.obj_version}")
-        if command.param("sec") == "sig":
-            raise FrontierError("signed responses (sec=sig) are not supported by this server")
-        p1 = command.param("p1")
-        if p1 is None:
-            raise FrontierError("missing parameter p1")
-        sql, binds = split_binds(decode_p1(p1))
-        empty_is_error = command.param("ttl") == "forever"
-        try:
-            level = parse_encoding(command.encoding)
-        except EncodingError as exc:
-            return _Payload(command, False, None, Plan(error=str(exc)))
-        if command.method != "DEFAULT":
-            return _Payload(command, True, level, Plan(error=f"Unknown method {command.method}"))
-        try:
-            prepared = prepare(
-                sql,
-                binds,
-                dialect=self.database.dialect,
-                schema=self.database.schema,
-                with_types=self.database.dialect == "sqlite",
-            )
-        except Refused as exc:
-            return _Payload(command, True, level, Plan(error=f"Query refused: {exc}"))
-        plan = Plan(prepared=prepared, empty_is_error=empty_is_error)
-        return _Payload(command, True, level, plan)
-
     def _respond(
         self,
-        payloads: list[_Payload],
+        payloads: list[PlannedPayload],
         execution: Execution,
         raw: str,
         now: int,

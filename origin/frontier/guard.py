@@ -9,7 +9,11 @@ and refused unless it is exactly one SELECT (or a set operation of SELECTs) that
 - calls only functions from a short list of pure ones (no side effects, no file or catalog
   access, nothing that runs SQL text), and casts only to plain numbers, text and bytes;
 - holds no statement-like parts: no SELECT INTO, FOR UPDATE, PRAGMA, ATTACH, DML, DDL, SET;
-- uses only `?` bind markers, one per bind value.
+- uses only `?` bind markers, one per bind value;
+- builds no value much larger than what it reads: an expression may expand a value at most
+  `MAX_EXPANSION` times (`hex` doubles, `||` and CONCAT add their operands), and one SELECT's
+  columns together at most `MAX_ROW_EXPANSION` times. PostgreSQL has no memory limit per query,
+  so this bounds what one row can cost (in SQLite, `SQLITE_LIMIT_LENGTH` also applies).
 
 What runs is the SQL sqlglot generates from the checked tree, never the request's text, with
 the bind values as driver parameters (`?` for sqlite3, `%s` for psycopg).
@@ -28,12 +32,25 @@ from sqlglot.errors import ErrorLevel, SqlglotError
 
 from origin.frontier.rows import type_name_for_values
 
-__all__ = ["DIALECTS", "MAX_TOKENS", "Prepared", "Refused", "prepare"]
+__all__ = [
+    "DIALECTS",
+    "MAX_EXPANSION",
+    "MAX_ROW_EXPANSION",
+    "MAX_TOKENS",
+    "Prepared",
+    "Refused",
+    "expansion",
+    "prepare",
+]
 
 # Parsing is CPU work a short URL can ask a lot of (zlib packs SQL tightly): bound it. Real
 # conditions queries are a few hundred tokens; a 4,000-value IN list is about 8,000.
 MAX_TOKENS = 20_000
 MAX_TYPED_TOKENS = 2_000  # above this, SQLite's column types come from the values
+# A 4 MiB payload through HEX seven times is 512 MiB: values may grow 4x (hex(hex(x)), a||b||c||d),
+# a row 64x (64 columns of stored values, or 16 of them doubled twice).
+MAX_EXPANSION = 4
+MAX_ROW_EXPANSION = 64
 
 DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres"}  # SQLAlchemy dialect → sqlglot's
 
@@ -217,6 +234,7 @@ def _prepare(
     if not isinstance(root, exp.Select | exp.SetOperation):
         raise Refused(f"only SELECT statements are served, not {root.key.upper()}")
     tables = _check(root, schema, len(binds))
+    _check_expansion(root)
     typed = with_types and tokens <= MAX_TYPED_TOKENS  # else the values tell the types
     types = _output_types(root, schema, dialect) if typed else ()
     for placeholder in list(root.find_all(exp.Placeholder)):
@@ -286,6 +304,34 @@ def _check(root: exp.Expression, schema: Mapping[str, Mapping[str, str]], binds:
             if table is not None:
                 read.add(table)
     return read
+
+
+def expansion(node: exp.Expression) -> int:
+    """How many times over the largest value it reads `node` may build a value (at least 1).
+
+    HEX doubles its argument, `||` and CONCAT add their operands up; any other expression is as
+    large as its largest part (its intermediate values exist while it runs).
+    """
+    if isinstance(node, exp.Hex):
+        return 2 * expansion(node.this)
+    if isinstance(node, exp.DPipe | exp.Concat | exp.ConcatWs):
+        return sum(expansion(part) for part in node.iter_expressions()) or 1
+    return max((expansion(part) for part in node.iter_expressions()), default=1)
+
+
+def _check_expansion(root: exp.Expression) -> None:
+    grown = expansion(root)
+    if grown > MAX_EXPANSION:
+        raise Refused(
+            f"the statement expands a value {grown} times; at most {MAX_EXPANSION} times"
+            " (HEX doubles a value, || and CONCAT add values up)"
+        )
+    for select in root.find_all(exp.Select):
+        row = sum(expansion(column) for column in select.expressions)
+        if row > MAX_ROW_EXPANSION:
+            raise Refused(
+                f"a row of the statement is {row} values large; at most {MAX_ROW_EXPANSION}"
+            )
 
 
 def _function_name(node: exp.Func) -> str:

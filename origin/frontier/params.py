@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 
 __all__ = ["MAX_PAYLOADS", "Command", "FrontierError", "is_frontier_path", "parse_commands"]
 
-MAX_PAYLOADS = 64  # more payloads in one URL than any client sends; bounds the work of one request
+MAX_PAYLOADS = 32  # frontier_client sends at most 32 payloads in one URL; bounds one request's work
 
 
 class FrontierError(Exception):
@@ -42,8 +42,8 @@ def is_frontier_path(path: str) -> bool:
     return len(parts) >= 3 and parts[0] == "" and parts[1] != "" and parts[2] == "Frontier"
 
 
-def parse_commands(raw: str) -> tuple[Command, ...]:
-    """The commands of a raw (still percent-encoded) parameter string."""
+def parse_commands(raw: str, max_payloads: int = MAX_PAYLOADS) -> tuple[Command, ...]:
+    """The commands of a raw (still percent-encoded) parameter string, at most `max_payloads`."""
     pairs = [_pair(token) for token in raw.split("&") if token]
     if not pairs:
         raise FrontierError("no query")
@@ -67,8 +67,8 @@ def parse_commands(raw: str) -> tuple[Command, ...]:
             params.append(pairs[index])
             index += 1
         commands.append(Command(name, version, method, encoding, tuple(params)))
-        if len(commands) > MAX_PAYLOADS:
-            raise FrontierError(f"more than {MAX_PAYLOADS} payloads in one request")
+        if len(commands) > max_payloads:
+            raise FrontierError(f"more than {max_payloads} payloads in one request")
     return tuple(commands)
 
 

@@ -176,7 +176,7 @@ def test_a_304_runs_only_the_version_query(
         if statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
-    event.listen(engines.reader, "before_cursor_execute", seen)
+    event.listen(engines.frontier, "before_cursor_execute", seen)
     assert get(client, frontier_url(IOVS), **{"If-Modified-Since": modified}).status_code == 304
     assert len(statements) == 1 and "max" in statements[0].lower()
 

@@ -260,7 +260,7 @@ def test_a_refused_statement_never_reaches_the_database(
         def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
             statements.append(statement)
 
-        event.listen(engines.reader, "before_cursor_execute", seen)
+        event.listen(engines.frontier, "before_cursor_execute", seen)
         payload_error(client, frontier_url("SELECT * FROM tags; DROP TABLE tags"))
         payload_error(client, frontier_url("SELECT pg_read_file('/etc/passwd')"))
         assert statements == []
