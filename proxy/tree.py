@@ -4,6 +4,9 @@ A child registers (and re-registers, as a heartbeat) with `POST /_outpost/regist
 carries this proxy's epoch, so a child that missed a flush catches up within one heartbeat.
 A flush goes to every registered child concurrently (bounded), each answering for its own
 subtree; the result counts every cache that acknowledged and names every one that did not.
+What goes to a child is signed for that child alone (`proxy.core.signing`); no bearer token
+ever leaves this proxy towards a registered URL, and the registration token goes only to the
+configured parent.
 
 With several worker processes the registry lives in a SQLite file in the state directory, so
 whichever worker receives a registration or a flush sees every child.
@@ -22,6 +25,9 @@ from typing import Any
 
 import httpx
 import orjson
+
+from outpost.redact import redact_text, redact_url
+from proxy.core.signing import SIGNATURE_HEADER, Signer
 
 __all__ = ["Child", "FanOut", "FanOutResult", "Registry", "heartbeat"]
 
@@ -95,7 +101,7 @@ class FanOut:
     on every request (httpcore scans its connections).
     """
 
-    token: str | None
+    signer: Signer | None  # None: children refuse what this proxy forwards (no tree key)
     concurrency: int = 256
     timeout: float = 10.0
 
@@ -109,12 +115,13 @@ class FanOut:
     ) -> FanOutResult:
         result = FanOutResult()
         gate = asyncio.Semaphore(self.concurrency)
-        headers = {"content-type": "application/json"}
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
         payload = orjson.dumps(body)
 
         async def one(child: Child) -> None:
+            headers = {"content-type": "application/json"}
+            if self.signer is not None:
+                signed = self.signer.header("POST", path, child.name, payload, time.time())
+                headers[SIGNATURE_HEADER] = signed
             async with gate:
                 try:
                     response = await client.post(
@@ -148,7 +155,7 @@ class FanOut:
 
 
 def _failure(child: Child, error: str) -> dict[str, str]:
-    return {"name": child.name, "url": child.url, "error": error[:300]}
+    return {"name": child.name, "url": redact_url(child.url), "error": redact_text(error)[:300]}
 
 
 @contextlib.asynccontextmanager
@@ -160,7 +167,8 @@ async def heartbeat(
     every: float,
     on_epoch: Any,
 ) -> Any:
-    """Register with `parent` now and every `every` seconds until the context ends."""
+    """Register with `parent` now and every `every` seconds until the context ends; `token` is
+    the registration token, which can register and nothing else."""
 
     async def beat() -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -175,7 +183,11 @@ async def heartbeat(
                     on_epoch(response.json().get("epoch"))
                     retry = min(every, 0.5)
                 else:
-                    log.warning("parent %s refused registration: %s", parent, response.text[:200])
+                    log.warning(
+                        "parent %s refused registration: %s",
+                        redact_url(parent),
+                        redact_text(response.text[:200]),
+                    )
             except (httpx.HTTPError, ValueError):
                 # The parent is down or restarting: retry soon, backing off to the heartbeat.
                 pause, retry = retry, min(every, retry * 2)

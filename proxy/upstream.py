@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from outpost.errors import BadGateway
+from outpost.redact import redact_text, redact_url
 from proxy.core.epochs import EPOCH_HEADER, parse_epoch
 from proxy.core.headers import end_to_end, get_first
 
@@ -30,7 +31,7 @@ Check = Callable[["UpstreamResponse"], str | None]
 
 @dataclass(frozen=True)
 class Attempt:
-    upstream: str
+    upstream: str  # redacted: attempts go to clients
     error: str
 
 
@@ -83,7 +84,7 @@ class Upstreams:
     def health(self) -> dict[str, dict[str, object]]:
         now = self.clock()
         return {
-            url: {"up": c.open_until <= now, "consecutive_failures": c.failures}
+            redact_url(url): {"up": c.open_until <= now, "consecutive_failures": c.failures}
             for url, c in self._circuits.items()
         }
 
@@ -98,8 +99,9 @@ class Upstreams:
         circuit.failures += 1
         if circuit.failures >= self.breaker_failures:
             circuit.open_until = self.clock() + int(self.breaker_cooldown * 1_000_000)
-        self.on_failure(url, kind)
-        return Attempt(url, reason)
+        shown = redact_url(url)
+        self.on_failure(shown, kind)
+        return Attempt(shown, redact_text(reason))
 
     def _succeeded(self, url: str) -> None:
         circuit = self._circuits[url]
@@ -176,7 +178,7 @@ class Upstreams:
             status=response.status_code,
             headers=end_to_end(raw_headers),
             body=b"".join(chunks),
-            upstream=url,
+            upstream=redact_url(url),  # shown to clients in errors
             epoch=parse_epoch(get_first(end_to_end(raw_headers), EPOCH_HEADER)),
         )
         if oversized:
