@@ -140,7 +140,7 @@ class Verifier:
             raise BadSignature(f"signed for {audience!r}, not for this proxy")
         if abs(now - at) > self.window:
             raise BadSignature(
-                f"signed {int(now - at)} s ago: outside the {self.window:g} s window"
+                f"signed at {at}, {int(now - at)} s off: outside the window of {self.window:g} s"
             )
         message = _message(method, path, audience, at, nonce, body)
         try:
