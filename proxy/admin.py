@@ -56,7 +56,11 @@ def admin_routes(app: ProxyApp) -> Router:
     settings = app.settings
 
     verifier = (
-        Verifier(settings.tree_public_key, settings.signature_window_seconds)
+        Verifier(
+            settings.tree_public_key,
+            settings.signature_window_seconds,
+            app.registry.nonces(settings.signature_window_seconds),
+        )
         if settings.tree_public_key
         else None
     )

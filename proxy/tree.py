@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from outpost.redact import redact_text, redact_url
-from proxy.core.signing import SIGNATURE_HEADER, Signer
+from proxy.core.signing import SIGNATURE_HEADER, Nonces, Signer
 
 __all__ = ["Child", "FanOut", "FanOutResult", "Registry", "heartbeat"]
 
@@ -56,6 +56,12 @@ class Registry:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS children (name TEXT PRIMARY KEY, url TEXT, seen REAL)"
             )
+            self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, at REAL)")
+
+    def nonces(self, window: float) -> Nonces | None:
+        """Where signed commands' nonces are kept: this file when worker processes share it (a
+        command replayed to another worker is refused too), else None (the caller's memory)."""
+        return None if self._db is None else _SharedNonces(self._db, window)
 
     def register(self, name: str, url: str, now: float | None = None) -> None:
         seen = time.time() if now is None else now
@@ -83,6 +89,17 @@ class Registry:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+
+
+@dataclass
+class _SharedNonces:
+    db: sqlite3.Connection
+    window: float
+
+    def first_time(self, nonce: str, now: float) -> bool:
+        self.db.execute("DELETE FROM nonces WHERE at < ?", (now - 2 * self.window,))
+        inserted = self.db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce, now))
+        return bool(inserted.rowcount)
 
 
 @dataclass

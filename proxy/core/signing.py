@@ -20,6 +20,7 @@ import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,6 +30,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "BadSignature",
     "NonceCache",
+    "Nonces",
     "Signed",
     "Signer",
     "Verifier",
@@ -99,6 +101,10 @@ class Signer:
         return f"v1 t={at} n={nonce} to={audience} s={_b64(self._key.sign(message))}"
 
 
+class Nonces(Protocol):
+    def first_time(self, nonce: str, now: float) -> bool: ...
+
+
 @dataclass
 class NonceCache:
     """Nonces seen within the freshness window; older ones are forgotten (bounded memory)."""
@@ -120,10 +126,11 @@ class NonceCache:
 
 
 class Verifier:
-    def __init__(self, public_key: str, window: float = 30.0) -> None:
+    def __init__(self, public_key: str, window: float = 30.0, nonces: Nonces | None = None) -> None:
+        """`nonces`: where used nonces are kept; shared by worker processes if they are many."""
         self._key = Ed25519PublicKey.from_public_bytes(_unb64(public_key, 32, "tree public key"))
         self.window = window
-        self._nonces = NonceCache(window)
+        self._nonces = nonces or NonceCache(window)
 
     def verify(
         self, header: str | None, method: str, path: str, me: str, body: bytes, now: float

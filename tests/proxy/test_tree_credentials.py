@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -195,3 +196,16 @@ def test_only_the_sealed_bytes_under_their_key_and_secret_unseal(
     flipped = bytearray(sealed)
     flipped[-1 if data else 5] ^= 1
     assert unseal(secret, key, bytes(flipped)) is None
+
+
+def test_a_command_replayed_to_another_worker_is_refused(
+    origin: ScriptedOrigin, tmp_path: Path
+) -> None:
+    """Worker processes share a state directory; two apps over one stand for two workers."""
+    shared = {"register_token": REGISTER, "tree_public_key": PUBLIC, "state_dir": tmp_path}
+    raw, headers = signed_flush({"run": 5})
+    with make_proxy(origin, **shared) as first, make_proxy(origin, **shared) as second:
+        assert first.post("/_outpost/flush", content=raw, headers=headers).status_code == 200
+        replayed = second.post("/_outpost/flush", content=raw, headers=headers)
+    assert replayed.status_code == 403
+    assert "replayed" in replayed.json()["detail"]
