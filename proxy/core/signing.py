@@ -55,7 +55,7 @@ def _unb64(text: str, size: int, what: str) -> bytes:
         raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
     except (binascii.Error, ValueError):
         raise ValueError(f"{what} is not base64url") from None
-    if len(raw) != size:
+    if len(raw) != size or _b64(raw) != text.strip():  # one spelling per value: no malleability
         raise ValueError(f"{what} must be {size} bytes, base64url-encoded")
     return raw
 

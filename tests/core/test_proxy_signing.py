@@ -95,3 +95,13 @@ def test_seen_nonces_are_forgotten_after_the_window_and_bounded() -> None:
     for nonce in "bcdef":
         cache.first_time(nonce, 100)
     assert len(cache._seen) <= 4
+
+
+def test_a_signature_spelled_another_way_is_refused() -> None:
+    """The last base64url character of 64 bytes carries 4 unused bits: a different spelling of
+    the same signature is refused, so each command has exactly one valid header."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    header = signed()
+    respelled = header[:-1] + alphabet[alphabet.index(header[-1]) ^ 1]
+    with pytest.raises(BadSignature, match="does not match"):
+        verifier().verify(respelled, "POST", "/_outpost/flush", "node-1", BODY, NOW)
