@@ -1,8 +1,11 @@
 """The whole hierarchy on one machine: an origin, a site proxy and N node proxies on loopback.
 
 Each tier is the real `outpost` command in its own process group (what an operator runs), on a
-free port; `LocalStack` waits until every one answers and stops them all (SIGTERM, then SIGKILL)
-when it is closed. `outpost up`, `outpost demo` and the load tests are built on it.
+free port, with the credentials its role gets in production: the site proxy holds the run-control
+token, the tree signing key and the shared-tier key; node proxies only the registration token
+and the tree's public key (docs/security/run-control-and-secrets.md). `LocalStack` waits until
+every one answers and stops them all (SIGTERM, then SIGKILL) when it is closed. `outpost up`,
+`outpost demo` and the load tests are built on it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from proxy.core.signing import generate_keypair
 
 __all__ = ["LocalStack", "Tier", "free_port"]
 
@@ -59,6 +64,9 @@ class LocalStack:
             os.environ.get("OUTPOST_RUN_CONTROL_TOKEN") or secrets.token_urlsafe(24)
         )
     )
+    register_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    tree_keys: tuple[str, str] = field(default_factory=generate_keypair)  # signing, public
+    shared_tier_key: str = field(default_factory=lambda: secrets.token_hex(32))
     state: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="outpost-up-")))
     startup_timeout: float = 60.0
     tiers: list[Tier] = field(default_factory=list)
@@ -127,7 +135,9 @@ class LocalStack:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = self.state / f"{name}.log"
-        env = {**os.environ, "OUTPOST_RUN_CONTROL_TOKEN": self.token}
+        env = {**os.environ, **self._credentials(role)}
+        if role != "site":  # only the top of the tree takes commands from run control
+            env.pop("OUTPOST_RUN_CONTROL_TOKEN", None)
         command = [
             sys.executable,
             "-m",
@@ -139,6 +149,22 @@ class LocalStack:
             str(port),
         ]
         return self._start_process(name, role, command, url, log, env)
+
+    def _credentials(self, role: str) -> dict[str, str]:
+        """What a tier of `role` is given: no tier more than it needs."""
+        if role == "site":
+            return {
+                "OUTPOST_RUN_CONTROL_TOKEN": self.token,
+                "OUTPOST_PROXY_REGISTER_TOKEN": self.register_token,
+                "OUTPOST_PROXY_TREE_SIGNING_KEY": self.tree_keys[0],
+                "OUTPOST_PROXY_SHARED_TIER_KEY": self.shared_tier_key,
+            }
+        if role == "node":
+            return {
+                "OUTPOST_PROXY_REGISTER_TOKEN": self.register_token,
+                "OUTPOST_PROXY_TREE_PUBLIC_KEY": self.tree_keys[1],
+            }
+        return {}
 
     def _start_process(
         self, name: str, role: str, command: list[str], url: str, log: Path, env: dict[str, str]

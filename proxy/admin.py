@@ -1,10 +1,18 @@
 """`/_outpost/*`: health, metrics and status for operators; flush, warm and register for run
-control and child proxies (these need the run-control bearer token: none 401, wrong 403)."""
+control and child proxies.
+
+Who may do what (docs/security/run-control-and-secrets.md):
+- flush, warm: run control's bearer token, or a command signed by the parent for this proxy
+  (`proxy.core.signing`, checked with `tree_public_key`);
+- register: the registration token, which can do nothing else.
+No credential: 401; a wrong one: 403. Status, metrics and errors show URLs redacted.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -14,10 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from outpost.errors import BadRequest, Forbidden, NotFound, OutpostError, Unauthorized
+from outpost.redact import redact_url
 from outpost.urls import Resolve, is_plain_name
 from proxy.core.directives import CacheControl
-from proxy.core.epochs import next_epoch
+from proxy.core.epochs import EpochOutOfRange, next_epoch
 from proxy.core.keys import primary_key
+from proxy.core.signing import SIGNATURE_HEADER, BadSignature, Verifier
 from proxy.engine import Request
 
 if TYPE_CHECKING:
@@ -45,21 +55,61 @@ def _error(error: OutpostError) -> Response:
 def admin_routes(app: ProxyApp) -> Router:
     settings = app.settings
 
-    def authorize(request: HTTPRequest) -> None:
+    verifier = (
+        Verifier(
+            settings.tree_public_key,
+            settings.signature_window_seconds,
+            app.registry.nonces(settings.signature_window_seconds),
+        )
+        if settings.tree_public_key
+        else None
+    )
+
+    def refused(request: HTTPRequest, reason: str, error: OutpostError) -> OutpostError:
+        app.metrics.admin_refused.labels(request.url.path.rsplit("/", 1)[-1], reason).inc()
+        return error
+
+    def bearer(request: HTTPRequest, expected: str | None, what: str, variable: str) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if not header or scheme.lower() != "bearer" or not token:
-            raise Unauthorized(
-                "run control needs a bearer token",
-                accepted="Authorization: Bearer $OUTPOST_RUN_CONTROL_TOKEN",
-                headers={"WWW-Authenticate": 'Bearer realm="outpost run control"'},
+            raise refused(
+                request,
+                "token",
+                Unauthorized(
+                    f"{what} needs a bearer token",
+                    accepted=f"Authorization: Bearer ${variable}",
+                    headers={"WWW-Authenticate": f'Bearer realm="outpost {what}"'},
+                ),
             )
-        expected = settings.run_control_token
         if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
-            raise Forbidden("wrong run-control token", accepted="$OUTPOST_RUN_CONTROL_TOKEN")
+            raise refused(request, "token", Forbidden(f"wrong {what} token", accepted=variable))
+
+    async def command(request: HTTPRequest) -> None:
+        """Run control's token, or the parent's signature over exactly this request."""
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if signature is None:
+            bearer(request, settings.run_control_token, "run control", "OUTPOST_RUN_CONTROL_TOKEN")
+            return
+        if verifier is None:
+            raise refused(
+                request,
+                "signature",
+                Forbidden(
+                    "signed command, but this proxy has no tree_public_key to check it",
+                    accepted="OUTPOST_PROXY_TREE_PUBLIC_KEY",
+                ),
+            )
+        raw = await request.body()
+        try:
+            verifier.verify(signature, "POST", request.url.path, app.name, raw, time.time())
+        except BadSignature as exc:
+            raise refused(
+                request, "signature", Forbidden(str(exc), accepted="a command signed by the parent")
+            ) from None
 
     async def body(request: HTTPRequest) -> dict[str, Any]:
-        raw = await request.body()
+        raw = await request.body()  # starlette keeps it: `command` may have read it already
         if len(raw) > MAX_ADMIN_BODY:
             raise BadRequest(f"body over {MAX_ADMIN_BODY} bytes")
         try:
@@ -86,16 +136,17 @@ def admin_routes(app: ProxyApp) -> Router:
     async def status(request: HTTPRequest) -> Response:
         redis = None
         if app.redis is not None:
-            redis = {"url": app.redis.url, "up": app.store.l2_up}
+            redis = {"url": app.redis.url, "up": app.store.l2_up}  # redacted by RedisStore
         return _json(
             {
                 "name": app.name,
-                "url": settings.url,
+                "url": redact_url(settings.url),
                 "epoch": app.epoch.value,
                 "upstreams": app.upstreams.health(),
-                "parent": settings.parent,
+                "parent": redact_url(settings.parent) if settings.parent else None,
                 "children": [
-                    {"name": c.name, "url": c.url, "last_seen": c.last_seen} for c in children()
+                    {"name": c.name, "url": redact_url(c.url), "last_seen": c.last_seen}
+                    for c in children()
                 ],
                 "cache": {
                     "entries": len(app.l1),
@@ -108,7 +159,7 @@ def admin_routes(app: ProxyApp) -> Router:
         )
 
     async def register(request: HTTPRequest) -> Response:
-        authorize(request)
+        bearer(request, settings.register_token, "register", "OUTPOST_PROXY_REGISTER_TOKEN")
         document = await body(request)
         name, url = document.get("name"), document.get("url")
         if not isinstance(name, str) or not is_plain_name(name):
@@ -127,20 +178,32 @@ def admin_routes(app: ProxyApp) -> Router:
         return _json({"name": app.name, "epoch": app.epoch.value})
 
     async def flush(request: HTTPRequest) -> Response:
-        authorize(request)
+        await command(request)
         document = await body(request)
         run = document.get("run")
         if not isinstance(run, int) or isinstance(run, bool) or run < 0:
             raise BadRequest("flush needs the coming run number", accepted={"run": 123456})
         requested = document.get("epoch")
-        if requested is not None and (not isinstance(requested, int) or requested < 0):
+        if requested is not None and (
+            not isinstance(requested, int) or isinstance(requested, bool) or requested < 0
+        ):
             raise BadRequest("epoch must be a non-negative integer")
         path = document.get("path", [])
         if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
             raise BadRequest("path must be the list of proxies the flush came through")
         if app.name in path:  # a loop in the tree: this proxy has this flush already
             return _json({"name": app.name, "run": run, "acked": 0, "caches": [], "failed": []})
-        epoch = app.epoch.raise_to(next_epoch(app.epoch.value, requested))
+        try:
+            wanted = next_epoch(app.epoch.value, requested, settings.max_epoch_step)
+        except EpochOutOfRange as exc:
+            raise refused(
+                request,
+                "epoch",
+                BadRequest(
+                    str(exc), accepted=f"at most the current epoch + {settings.max_epoch_step}"
+                ),
+            ) from None
+        epoch = app.epoch.raise_to(wanted)
         await app.share_epoch(epoch)
         forwarded = {"run": run, "epoch": epoch, "path": [*path, app.name]}
         result = await app.fan_out.send(children(), "/_outpost/flush", forwarded)
@@ -156,7 +219,7 @@ def admin_routes(app: ProxyApp) -> Router:
         )
 
     async def warm(request: HTTPRequest) -> Response:
-        authorize(request)
+        await command(request)
         document = await body(request)
         urls = await _warm_urls(app, document)
         warmed, failed_urls = await _warm(app, urls)

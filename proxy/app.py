@@ -27,6 +27,7 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from outpost.errors import BadGateway, BadRequest, OutpostError, PayloadTooLarge
+from outpost.redact import SecretScrubber
 from proxy.admin import admin_routes
 from proxy.core.directives import CacheControl, parse_cache_control, request_cache_control
 from proxy.core.entry import Entry
@@ -36,6 +37,7 @@ from proxy.core.headers import Headers, end_to_end, get_first, with_via
 from proxy.core.keys import primary_key, variant_key
 from proxy.core.memo import remember
 from proxy.core.serving import hit_head, hit_headers, prepare, response_head
+from proxy.core.signing import Signer
 from proxy.core.status import cache_status
 from proxy.core.validators import not_modified
 from proxy.engine import Engine, Outcome, Request
@@ -100,7 +102,10 @@ class ProxyApp:
         self.clock = clock or system_clock
         self.metrics = ProxyMetrics()
         state = settings.state_dir
-        self.epoch = EpochState(state / "epoch" if state else None)
+        SecretScrubber.install(settings.secrets())  # no log line of this process shows one
+        self.epoch = EpochState(
+            state / "epoch" if state else None, max_step=settings.max_epoch_step
+        )
         self.registry = Registry(state / "children.sqlite" if state else None)
         self._own_client = upstream_client is None
         self.client = upstream_client or httpx.AsyncClient(
@@ -112,7 +117,13 @@ class ProxyApp:
             trust_env=False,
         )
         self.client.cookies = NoCookies()  # fetches are shared: keep no cookie state
-        self.redis = RedisStore(settings.redis) if settings.redis and store is None else None
+        self.redis = None
+        if settings.redis and settings.shared_tier_key and store is None:
+            self.redis = RedisStore(
+                settings.redis,
+                key=settings.shared_tier_key.encode(),
+                on_rejected=self.metrics.shared_store_rejected.inc,
+            )
         self.store = store or TieredStore(
             MemoryStore(settings.cache_size),
             self.redis,
@@ -146,7 +157,7 @@ class ProxyApp:
             max_object=settings.max_object_bytes,
         )
         self.fan_out = FanOut(
-            settings.run_control_token,
+            Signer(settings.tree_signing_key) if settings.tree_signing_key else None,
             concurrency=settings.flush_concurrency,
             timeout=settings.flush_timeout_seconds,
         )
@@ -213,7 +224,7 @@ class ProxyApp:
                     self.client,
                     self.settings.parent,
                     me,
-                    self.settings.run_control_token,
+                    self.settings.register_token,
                     self.settings.heartbeat_seconds,
                     self.epoch.adopt,
                 )

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from proxy.core.epochs import adopt
+from proxy.core.epochs import DEFAULT_MAX_STEP, adopt
 
 __all__ = ["EpochState"]
 
@@ -23,8 +23,11 @@ _INT = struct.Struct("<q")
 
 
 class EpochState:
-    def __init__(self, path: Path | None = None, initial: int = 0) -> None:
+    def __init__(
+        self, path: Path | None = None, initial: int = 0, max_step: int = DEFAULT_MAX_STEP
+    ) -> None:
         self._value = initial
+        self.max_step = max_step  # the most one raise may add (`proxy.core.epochs.adopt`)
         self._path = path
         self._map: mmap.mmap | None = None
         if path is not None:
@@ -50,10 +53,10 @@ class EpochState:
         workers raising at once can never move the epoch backwards.
         """
         if self._map is None:
-            self._value = adopt(self._value, epoch)
+            self._value = adopt(self._value, epoch, self.max_step)
             return self._value
         with self._locked():
-            current = adopt(self.value, epoch)
+            current = adopt(self.value, epoch, self.max_step)
             _INT.pack_into(self._map, 0, current)
             return current
 

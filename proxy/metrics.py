@@ -123,6 +123,17 @@ class ProxyMetrics:
         self.shared_store_errors = Counter(
             "outpost_proxy_shared_store_errors", "Redis (L2) failures.", registry=r
         )
+        self.shared_store_rejected = Counter(
+            "outpost_proxy_shared_store_rejected",
+            "Redis (L2) entries dropped because their signature did not match.",
+            registry=r,
+        )
+        self.admin_refused = Counter(
+            "outpost_proxy_admin_refused",
+            "Admin commands refused, by route and reason (token, signature, epoch).",
+            ["route", "reason"],
+            registry=r,
+        )
         self.cache_bytes = Gauge(
             "outpost_proxy_cache_bytes", "Bytes held in the memory cache.", registry=r
         )

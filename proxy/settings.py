@@ -1,7 +1,9 @@
 """The proxy's settings (`[proxy]` in the TOML file, `OUTPOST_PROXY_*` variables).
 
 The run-control token also comes from `OUTPOST_RUN_CONTROL_TOKEN`, the variable `outpost flush`
-sends, so one variable configures a whole tree.
+sends. Proxies never send it anywhere: they register with `register_token` and forward commands
+signed with `tree_signing_key`, which children check with `tree_public_key`
+(docs/security/run-control-and-secrets.md).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from outpost.config import SettingsError
+from outpost.redact import redact_url
 from outpost.urls import is_plain_name
 from proxy.core.clients import DEFAULT_CLIENT_NETWORKS, ClientNetworks
+from proxy.core.epochs import DEFAULT_MAX_STEP
 from proxy.core.forward import Destinations
+from proxy.core.signing import public_key_of
 
 __all__ = ["SERVERS", "ProxySettings", "with_run_control_token"]
 
@@ -48,6 +54,17 @@ class ProxySettings:
     heartbeat_seconds: float = 10.0
     child_expiry_seconds: float = 600.0
     run_control_token: str | None = None
+    # Children send it to register (and nothing else); a parent accepts it for register only.
+    register_token: str | None = None
+    # Ed25519 key (base64url seed) that signs flushes and warms forwarded to children.
+    tree_signing_key: str | None = None
+    # Its public half: what a child accepts signed commands with (derived from the signing key).
+    tree_public_key: str | None = None
+    signature_window_seconds: float = 30.0
+    # How far one flush, heartbeat or upstream answer may move the epoch forward.
+    max_epoch_step: int = DEFAULT_MAX_STEP
+    # HMAC key of the entries in Redis (L2); required with `redis`.
+    shared_tier_key: str | None = None
     workers: int = 1
     server: str = "uvicorn"
     state_dir: Path | None = None
@@ -73,7 +90,7 @@ class ProxySettings:
             raise SettingsError("proxy.upstreams: give at least one --upstream URL")
         for url in (*self.upstreams, *(u for u in (self.parent, self.advertise_url) if u)):
             if not url.startswith(("http://", "https://")):
-                raise SettingsError(f"proxy: {url!r} is not an http:// or https:// URL")
+                raise SettingsError(f"proxy: {redact_url(url)!r} is not an http:// or https:// URL")
         if not 0 < self.port < 65536:
             raise SettingsError(f"proxy.port={self.port}: expected 1..65535")
         if self.server not in SERVERS:
@@ -87,6 +104,8 @@ class ProxySettings:
             "heartbeat_seconds",
             "keepalive_seconds",
             "negative_ttl_seconds",
+            "max_epoch_step",
+            "signature_window_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")
@@ -103,6 +122,43 @@ class ProxySettings:
             ClientNetworks(self.client_networks)
         except ValueError as exc:
             raise SettingsError(f"proxy.client_networks: {exc}") from None
+
+        self._check_credentials()
+
+    def _check_credentials(self) -> None:
+        if self.redis and not self.shared_tier_key:
+            raise SettingsError(
+                "proxy.redis needs proxy.shared_tier_key ($OUTPOST_PROXY_SHARED_TIER_KEY): the "
+                "secret that signs shared-tier entries, the same on every proxy of the site "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        if self.shared_tier_key is not None and len(self.shared_tier_key) < 16:
+            raise SettingsError("proxy.shared_tier_key: use at least 16 characters")
+        if self.register_token and self.register_token == self.run_control_token:
+            raise SettingsError(
+                "proxy.register_token equals the run-control token: every child would hold a "
+                "credential that commands the tree; give them different values"
+            )
+        if self.tree_signing_key:
+            try:
+                derived = public_key_of(self.tree_signing_key)
+            except ValueError as exc:
+                raise SettingsError(f"proxy.tree_signing_key: {exc}") from None
+            if self.tree_public_key not in (None, derived):
+                raise SettingsError("proxy.tree_public_key does not match tree_signing_key")
+            object.__setattr__(self, "tree_public_key", derived)
+
+    def secrets(self) -> list[str]:
+        """Every secret value these settings hold: tokens, keys, passwords inside URLs."""
+        values = [
+            self.run_control_token,
+            self.register_token,
+            self.tree_signing_key,
+            self.shared_tier_key,
+        ]
+        for url in (*self.upstreams, self.parent, self.advertise_url, self.redis):
+            values.append(urlsplit(url).password if url else None)
+        return [v for v in values if v]
 
     @property
     def url(self) -> str:

@@ -4,6 +4,9 @@ A child registers (and re-registers, as a heartbeat) with `POST /_outpost/regist
 carries this proxy's epoch, so a child that missed a flush catches up within one heartbeat.
 A flush goes to every registered child concurrently (bounded), each answering for its own
 subtree; the result counts every cache that acknowledged and names every one that did not.
+What goes to a child is signed for that child alone (`proxy.core.signing`); no bearer token
+ever leaves this proxy towards a registered URL, and the registration token goes only to the
+configured parent.
 
 With several worker processes the registry lives in a SQLite file in the state directory, so
 whichever worker receives a registration or a flush sees every child.
@@ -22,6 +25,9 @@ from typing import Any
 
 import httpx
 import orjson
+
+from outpost.redact import redact_text, redact_url
+from proxy.core.signing import SIGNATURE_HEADER, Nonces, Signer
 
 __all__ = ["Child", "FanOut", "FanOutResult", "Registry", "heartbeat"]
 
@@ -50,6 +56,12 @@ class Registry:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS children (name TEXT PRIMARY KEY, url TEXT, seen REAL)"
             )
+            self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, at REAL)")
+
+    def nonces(self, window: float) -> Nonces | None:
+        """Where signed commands' nonces are kept: this file when worker processes share it (a
+        command replayed to another worker is refused too), else None (the caller's memory)."""
+        return None if self._db is None else _SharedNonces(self._db, window)
 
     def register(self, name: str, url: str, now: float | None = None) -> None:
         seen = time.time() if now is None else now
@@ -80,6 +92,17 @@ class Registry:
 
 
 @dataclass
+class _SharedNonces:
+    db: sqlite3.Connection
+    window: float
+
+    def first_time(self, nonce: str, now: float) -> bool:
+        self.db.execute("DELETE FROM nonces WHERE at < ?", (now - 2 * self.window,))
+        inserted = self.db.execute("INSERT OR IGNORE INTO nonces VALUES (?, ?)", (nonce, now))
+        return bool(inserted.rowcount)
+
+
+@dataclass
 class FanOutResult:
     acked: int = 0
     caches: list[str] = field(default_factory=list)  # names of the caches that acknowledged
@@ -95,7 +118,7 @@ class FanOut:
     on every request (httpcore scans its connections).
     """
 
-    token: str | None
+    signer: Signer | None  # None: children refuse what this proxy forwards (no tree key)
     concurrency: int = 256
     timeout: float = 10.0
 
@@ -109,12 +132,13 @@ class FanOut:
     ) -> FanOutResult:
         result = FanOutResult()
         gate = asyncio.Semaphore(self.concurrency)
-        headers = {"content-type": "application/json"}
-        if self.token:
-            headers["authorization"] = f"Bearer {self.token}"
         payload = orjson.dumps(body)
 
         async def one(child: Child) -> None:
+            headers = {"content-type": "application/json"}
+            if self.signer is not None:
+                signed = self.signer.header("POST", path, child.name, payload, time.time())
+                headers[SIGNATURE_HEADER] = signed
             async with gate:
                 try:
                     response = await client.post(
@@ -148,7 +172,7 @@ class FanOut:
 
 
 def _failure(child: Child, error: str) -> dict[str, str]:
-    return {"name": child.name, "url": child.url, "error": error[:300]}
+    return {"name": child.name, "url": redact_url(child.url), "error": redact_text(error)[:300]}
 
 
 @contextlib.asynccontextmanager
@@ -160,7 +184,8 @@ async def heartbeat(
     every: float,
     on_epoch: Any,
 ) -> Any:
-    """Register with `parent` now and every `every` seconds until the context ends."""
+    """Register with `parent` now and every `every` seconds until the context ends; `token` is
+    the registration token, which can register and nothing else."""
 
     async def beat() -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -175,7 +200,11 @@ async def heartbeat(
                     on_epoch(response.json().get("epoch"))
                     retry = min(every, 0.5)
                 else:
-                    log.warning("parent %s refused registration: %s", parent, response.text[:200])
+                    log.warning(
+                        "parent %s refused registration: %s",
+                        redact_url(parent),
+                        redact_text(response.text[:200]),
+                    )
             except (httpx.HTTPError, ValueError):
                 # The parent is down or restarting: retry soon, backing off to the heartbeat.
                 pause, retry = retry, min(every, retry * 2)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from outpost.errors import BadGateway, BadRequest
+from outpost.redact import redact_text, redact_url
 from proxy.core.epochs import EPOCH_HEADER, parse_epoch
 from proxy.core.headers import end_to_end, get_first
 
@@ -39,7 +40,7 @@ Check = Callable[["UpstreamResponse"], str | None]
 
 @dataclass(frozen=True)
 class Attempt:
-    upstream: str
+    upstream: str  # redacted: attempts go to clients
     error: str
 
 
@@ -107,7 +108,7 @@ class Upstreams:
     def health(self) -> dict[str, dict[str, object]]:
         now = self.clock()
         return {
-            url: {"up": c.open_until <= now, "consecutive_failures": c.failures}
+            redact_url(url): {"up": c.open_until <= now, "consecutive_failures": c.failures}
             for url, c in self._circuits.items()
         }
 
@@ -122,8 +123,9 @@ class Upstreams:
         circuit.failures += 1
         if circuit.failures >= self.breaker_failures:
             circuit.open_until = self.clock() + int(self.breaker_cooldown * 1_000_000)
-        self.on_failure(url, kind)
-        return Attempt(url, reason)
+        shown = redact_url(url)
+        self.on_failure(shown, kind)
+        return Attempt(shown, redact_text(reason))
 
     def _succeeded(self, url: str) -> None:
         circuit = self._circuits[url]
@@ -150,7 +152,7 @@ class Upstreams:
                 except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeError) as exc:
                     # the request itself cannot be sent: no upstream is to blame, none would
                     # take it, and the circuit breakers must not count it
-                    raise UnsendableRequest(f"{type(exc).__name__}: {exc}"[:200]) from None
+                    raise UnsendableRequest(redact_text(f"{type(exc).__name__}: {exc}")) from None
                 except httpx.TimeoutException as exc:
                     attempts.append(self._failed(url, f"timeout ({type(exc).__name__})", "timeout"))
                     continue
@@ -204,7 +206,7 @@ class Upstreams:
             status=response.status_code,
             headers=end_to_end(raw_headers),
             body=b"".join(chunks),
-            upstream=url,
+            upstream=redact_url(url),  # shown to clients in errors
             epoch=parse_epoch(get_first(end_to_end(raw_headers), EPOCH_HEADER)),
         )
         if oversized:

@@ -5,9 +5,11 @@
     outpost status --proxy URL             the tree below URL: name, epoch, hit ratio, cache
     outpost get    URL                     what a node would receive (status, Cache-Status, body)
     outpost resolve GT --run R [--proxy URL] [--server URL]   a run's records, as a node sees them
+    outpost tree-keys                      a new tree signing key and its public key
 
 Every command takes `--json` for scripts; the token comes from `--token` or
-`$OUTPOST_RUN_CONTROL_TOKEN`.
+`$OUTPOST_RUN_CONTROL_TOKEN`, and goes only to the `--proxy` given: the proxies pass commands
+down the tree signed with the tree key, never with this token. URLs are shown redacted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.tree import Tree
 
+from outpost.redact import redact_text, redact_url
 from outpost.urls import Resolve
 
 __all__ = ["add_parser", "flush", "make_console", "tree_status", "warm"]
@@ -81,6 +84,12 @@ def add_parser(commands: Any) -> None:
     resolve_parser.add_argument("--json", action="store_true", help="print one JSON object")
     resolve_parser.set_defaults(handler=_resolve)
 
+    keys_parser = commands.add_parser(
+        "tree-keys", help="make a tree signing key (parents) and its public key (children)"
+    )
+    keys_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    keys_parser.set_defaults(handler=_tree_keys)
+
 
 def _token(args: argparse.Namespace) -> str | None:
     return getattr(args, "token", None) or os.environ.get("OUTPOST_RUN_CONTROL_TOKEN")
@@ -94,11 +103,11 @@ def _post(
     try:
         response = httpx.post(proxy.rstrip("/") + path, json=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        return {"error": f"{proxy}: {type(exc).__name__}: {exc}"}
+        return {"error": redact_text(f"{redact_url(proxy)}: {type(exc).__name__}: {exc}")}
     try:
         answer: dict[str, Any] = response.json()
     except ValueError:
-        return {"error": f"{proxy} answered {response.status_code} without JSON"}
+        return {"error": f"{redact_url(proxy)} answered {response.status_code} without JSON"}
     if response.status_code != 200:
         return {"error": f"{response.status_code}: {answer.get('detail') or answer.get('error')}"}
     return answer
@@ -145,7 +154,7 @@ def warm(
     try:
         answer = httpx.get(proxy.rstrip("/") + resolve, timeout=timeout)
     except httpx.HTTPError as exc:
-        return {"error": f"{proxy}: {type(exc).__name__}: {exc}"}
+        return {"error": redact_text(f"{redact_url(proxy)}: {type(exc).__name__}: {exc}")}
     if answer.status_code != 200:
         return {"error": f"{resolve}: {answer.status_code} {answer.text[:300]}"}
     payloads = sorted({r["payload"] for r in answer.json()["records"] if r["payload"]})
@@ -199,7 +208,7 @@ async def _status_of(client: httpx.AsyncClient, url: str, depth: int) -> dict[st
     try:
         status: dict[str, Any] = (await client.get(url.rstrip("/") + "/_outpost/status")).json()
     except (httpx.HTTPError, ValueError) as exc:
-        return {"url": url, "error": f"{type(exc).__name__}: {exc}"}
+        return {"url": redact_url(url), "error": redact_text(f"{type(exc).__name__}: {exc}")}
     if depth > 0:
         status["subtree"] = await asyncio.gather(
             *(_status_of(client, child["url"], depth - 1) for child in status.get("children", []))
@@ -246,6 +255,18 @@ def _status(args: argparse.Namespace) -> int:
     add(root, status)
     make_console().print(root)
     return 1 if "error" in status else 0
+
+
+def _tree_keys(args: argparse.Namespace) -> int:
+    from proxy.core.signing import generate_keypair
+
+    signing, public = generate_keypair()
+    if args.json:
+        print(orjson.dumps({"tree_signing_key": signing, "tree_public_key": public}).decode())
+    else:
+        print(f"OUTPOST_PROXY_TREE_SIGNING_KEY={signing}   # proxies with children; keep secret")
+        print(f"OUTPOST_PROXY_TREE_PUBLIC_KEY={public}   # every proxy with a parent")
+    return 0
 
 
 def _get(args: argparse.Namespace) -> int:

@@ -94,7 +94,9 @@ def _proxy(args: argparse.Namespace) -> int:
     settings = with_run_control_token(
         load_settings(ProxySettings, "proxy", config_file=args.config, overrides=overrides)
     )
-    upstreams = ", ".join(settings.upstreams)
+    from outpost.redact import redact_url
+
+    upstreams = ", ".join(redact_url(u) for u in settings.upstreams)
     print(f"outpost proxy {settings.name} on http://{settings.host}:{settings.port} -> {upstreams}")
     if settings.server == "granian":
         _export(settings, "PROXY")

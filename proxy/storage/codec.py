@@ -1,7 +1,15 @@
-"""Entries as bytes for a shared store: a short JSON header (orjson), then the body as is."""
+"""Entries as bytes for a shared store: a short JSON header (orjson), then the body as is.
+
+In the shared store the bytes are sealed: an HMAC-SHA256 over the store key and the encoded
+bytes, under the site's `shared_tier_key`, goes in front. Whoever can write to Redis without
+that key (a leaked Redis password) cannot make a proxy serve what it wrote: `unseal` refuses
+bytes whose MAC does not match the key they were read under, and the proxy treats them as a miss.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from dataclasses import replace
 from typing import Any
@@ -11,9 +19,11 @@ import orjson
 from proxy.core.entry import make_entry
 from proxy.storage.base import Stored, VaryMarker
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "encode", "seal", "unseal"]
 
 MAGIC = b"OP1"
+SEALED = b"OS1"
+_MAC_SIZE = hashlib.sha256().digest_size
 _LENGTH = struct.Struct(">I")
 
 
@@ -57,3 +67,25 @@ def decode(data: bytes) -> Stored | None:
         meta["epoch"],
     )
     return replace(entry, initial_age=meta["initial_age"])
+
+
+def _mac(secret: bytes, key: str, data: bytes) -> bytes:
+    name = key.encode()
+    return hmac.digest(secret, _LENGTH.pack(len(name)) + name + data, "sha256")
+
+
+def seal(secret: bytes, key: str, data: bytes) -> bytes:
+    """`data` with a MAC binding it to the store key `key` under `secret`."""
+    return SEALED + _mac(secret, key, data) + data
+
+
+def unseal(secret: bytes, key: str, sealed: bytes) -> bytes | None:
+    """The bytes `seal` was given, or None when they are unsigned, altered, under another key
+    or sealed with another secret."""
+    start = len(SEALED) + _MAC_SIZE
+    if not sealed.startswith(SEALED) or len(sealed) < start:
+        return None
+    data = sealed[start:]
+    return (
+        data if hmac.compare_digest(sealed[len(SEALED) : start], _mac(secret, key, data)) else None
+    )

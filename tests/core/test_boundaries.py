@@ -17,7 +17,7 @@ PURE: dict[str, set[str]] = {
     "outpost/errors.py": {"orjson"},
     "origin/query": {"outpost", "origin", "sqlalchemy", "orjson"},
     "outpost/coding.py": set(),
-    "proxy/core": {"outpost", "proxy"},
+    "proxy/core": {"outpost", "proxy", "cryptography"},  # cryptography: Ed25519, no I/O
     "outpost/client/endpoints.py": {"outpost"},
     "outpost/client/walk.py": {"outpost", "orjson"},
     "outpost/client/answers.py": {"outpost", "orjson"},

@@ -4,8 +4,17 @@ and the `Outpost-Epoch` value is read strictly."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from proxy.core.epochs import EPOCH_HEADER, adopt, next_epoch, parse_epoch
+from proxy.core.epochs import (
+    EPOCH_CEILING,
+    EPOCH_HEADER,
+    EpochOutOfRange,
+    adopt,
+    next_epoch,
+    parse_epoch,
+)
 
 
 def test_the_epoch_header_name_is_lower_case() -> None:
@@ -72,3 +81,29 @@ def test_every_accepted_epoch_fits_a_signed_64_bit_integer() -> None:
     largest = parse_epoch(b"9" * 18)
     assert largest is not None
     assert largest < 2**63
+
+
+@given(st.integers(0, EPOCH_CEILING), st.integers(0, 2**63 - 1), st.integers(1, 10**9))
+def test_a_flush_never_moves_the_epoch_by_more_than_the_step(
+    current: int, requested: int, step: int
+) -> None:
+    try:
+        epoch = next_epoch(current, requested, step)
+    except EpochOutOfRange:
+        assert max(current + 1, requested) > min(current + step, EPOCH_CEILING)
+        return
+    assert current < epoch <= min(current + step, EPOCH_CEILING)
+
+
+@given(st.integers(0, EPOCH_CEILING), st.integers(0, 2**63 - 1), st.integers(1, 10**9))
+def test_adopting_never_jumps_by_more_than_the_step(current: int, seen: int, step: int) -> None:
+    adopted = adopt(current, seen, step)
+    assert adopted in (current, seen)
+    assert current <= adopted <= max(current, min(current + step, EPOCH_CEILING))
+
+
+def test_the_int64_maximum_is_refused_and_ignored() -> None:
+    with pytest.raises(EpochOutOfRange, match="at most 1000005"):
+        next_epoch(5, 9223372036854775807)
+    assert adopt(5, 9223372036854775807) == 5
+    assert adopt(5, 1_000_005) == 1_000_005  # the default step: a far-behind child catches up

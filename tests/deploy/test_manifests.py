@@ -539,17 +539,32 @@ def check_child(settings: ProxySettings, where: str) -> None:
     assert advertised.port == settings.port, f"{where}: advertise_url port != port"
     assert settings.name != ProxySettings.name, f"{where}: every child needs its own name"
     assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", settings.name), settings.name
-    assert settings.run_control_token, f"{where}: registering with the parent needs the token"
+    assert settings.register_token, f"{where}: registering with the parent needs its token"
+    assert settings.tree_public_key, f"{where}: a child checks its parent's commands"
+    assert not settings.run_control_token, f"{where}: run control's token stays at the top"
+    if settings.name.startswith("farm"):  # a node proxy has no children to sign for
+        assert not settings.tree_signing_key, f"{where}: a leaf holds no signing key"
 
 
-def test_proxies_get_the_run_control_token_from_the_secret() -> None:
+def test_proxies_get_their_credentials_from_secrets_and_leaves_none_that_command() -> None:
+    """Node proxies (a parent, no children): the registration token and the public key only;
+    the site proxy: run control's token and the tree's signing key."""
     for container in outpost_containers():
-        if (container.argv() or [""])[0] == "proxy":
-            refs = {
-                v["name"]: v.get("valueFrom", {}).get("secretKeyRef")
-                for v in container.spec.get("env", [])
-            }
+        argv = container.argv() or [""]
+        if argv[0] != "proxy":
+            continue
+        refs = {
+            v["name"]: v.get("valueFrom", {}).get("secretKeyRef")
+            for v in container.spec.get("env", [])
+        }
+        assert refs.get("OUTPOST_PROXY_REGISTER_TOKEN"), container.label
+        if "--parent" in argv:
+            assert refs.get("OUTPOST_PROXY_TREE_PUBLIC_KEY"), container.label
+            assert "OUTPOST_RUN_CONTROL_TOKEN" not in refs, container.label
+            assert "OUTPOST_PROXY_TREE_SIGNING_KEY" not in refs, container.label
+        else:
             assert refs.get("OUTPOST_RUN_CONTROL_TOKEN"), container.label
+            assert refs.get("OUTPOST_PROXY_TREE_SIGNING_KEY"), container.label
 
 
 def test_the_origin_database_url_comes_from_secret_outpost_db() -> None:
@@ -608,7 +623,10 @@ def check_settings_toml(text: str, section: str, where: str, tmp_path: Path) -> 
     overrides: dict[str, Any] = {}
     if section == "proxy" and "upstreams" not in document[section]:
         overrides["upstreams"] = ("http://upstream.example.org:8080",)
-    load_settings(cls, section, config_file=path, environ={}, overrides=overrides)
+    environ = {}
+    if section == "proxy" and "redis" in document[section]:  # a secret: never in the file
+        environ["OUTPOST_PROXY_SHARED_TIER_KEY"] = "from-outpost.env-0123456789"
+    load_settings(cls, section, config_file=path, environ=environ, overrides=overrides)
 
 
 def example_tomls() -> list[Path]:

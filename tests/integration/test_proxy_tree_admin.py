@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 from support.servers import free_port, redis_server, run_process
-from support.stack import RUN_CONTROL_TOKEN, Server, Stack
+from support.stack import REGISTER_TOKEN, RUN_CONTROL_TOKEN, Server, Stack
 
 from origin.sample import HLT_GLOBAL_TAG
 
@@ -47,7 +47,8 @@ def test_a_flush_reaches_2000_registered_children(
     ]
     stack.stack.enter_context(run_process(command, tmp_path / "acker.log", f"{children}/healthz"))
 
-    with httpx.Client(base_url=site.url, headers=AUTH, timeout=30) as client:
+    register = {"authorization": f"Bearer {REGISTER_TOKEN}"}
+    with httpx.Client(base_url=site.url, headers=register, timeout=30) as client:
         for index in range(2000):
             body = {"name": f"node-{index:04d}", "url": f"{children}/node-{index:04d}"}
             assert client.post("/_outpost/register", json=body).status_code == 200

@@ -19,6 +19,7 @@ from proxy.settings import ProxySettings
 
 UPSTREAM = "http://upstream.test"
 TOKEN = "run-control"
+REGISTER = "register-only"
 
 
 @pytest.fixture
@@ -34,7 +35,11 @@ def clock() -> FakeClock:
 @pytest.fixture
 def proxy(origin: ScriptedOrigin, clock: FakeClock) -> Iterator[AppClient]:
     settings = ProxySettings(
-        name="edge", upstreams=(UPSTREAM,), run_control_token=TOKEN, max_object_bytes=64 * 1024
+        name="edge",
+        upstreams=(UPSTREAM,),
+        run_control_token=TOKEN,
+        register_token=REGISTER,
+        max_object_bytes=64 * 1024,
     )
     transport = httpx.ASGITransport(app=origin)  # type: ignore[arg-type]
     client = httpx.AsyncClient(transport=transport)
@@ -373,7 +378,7 @@ def test_status_reports_name_epoch_cache_and_upstreams(
 
 
 def test_a_proxy_refuses_to_register_itself_as_its_own_child(proxy: AppClient) -> None:
-    auth = {"authorization": f"Bearer {TOKEN}"}
+    auth = {"authorization": f"Bearer {REGISTER}"}
     answer = proxy.post(
         "/_outpost/register", json={"name": "edge", "url": "http://x:1"}, headers=auth
     )

@@ -14,11 +14,39 @@ from pathlib import Path
 
 import httpx
 
+from proxy.core.signing import generate_keypair
 from support.servers import free_port, outpost_command, run_process
 
-__all__ = ["RUN_CONTROL_TOKEN", "Server", "Stack"]
+__all__ = [
+    "REGISTER_TOKEN",
+    "RUN_CONTROL_TOKEN",
+    "SHARED_TIER_KEY",
+    "TREE_KEYS",
+    "Server",
+    "Stack",
+    "tree_credentials",
+]
 
 RUN_CONTROL_TOKEN = "test-run-control-token"
+REGISTER_TOKEN = "test-register-token"
+SHARED_TIER_KEY = "test-shared-tier-key-0123456789"
+TREE_KEYS = generate_keypair()  # (signing, public), one per test session
+
+
+def tree_credentials(*, signing: bool = True) -> dict[str, str]:
+    """The environment of a proxy of the test tree: every credential, or (`signing=False`) a
+    leaf's: the registration token and the tree's public key only."""
+    if not signing:
+        return {
+            "OUTPOST_PROXY_REGISTER_TOKEN": REGISTER_TOKEN,
+            "OUTPOST_PROXY_TREE_PUBLIC_KEY": TREE_KEYS[1],
+        }
+    return {
+        "OUTPOST_RUN_CONTROL_TOKEN": RUN_CONTROL_TOKEN,
+        "OUTPOST_PROXY_REGISTER_TOKEN": REGISTER_TOKEN,
+        "OUTPOST_PROXY_TREE_SIGNING_KEY": TREE_KEYS[0],
+        "OUTPOST_PROXY_SHARED_TIER_KEY": SHARED_TIER_KEY,
+    }
 
 
 @dataclass
@@ -77,7 +105,7 @@ class Stack:
             command += ["--parent", parent]
         if redis:
             command += ["--redis", redis]
-        variables = {"OUTPOST_RUN_CONTROL_TOKEN": RUN_CONTROL_TOKEN, **(env or {})}
+        variables = {**tree_credentials(), **(env or {})}
         return self._start(name, port, [*command, *extra], variables)
 
     def _start(self, name: str, port: int, command: list[str], env: dict[str, str]) -> Server:
