@@ -30,5 +30,8 @@ class SafeLogRecord(logging.LogRecord):
 
 
 def install() -> None:
-    """Make every log record of this process a SafeLogRecord (idempotent)."""
-    logging.setLogRecordFactory(SafeLogRecord)
+    """Make every log record of this process a SafeLogRecord. Called first thing by each
+    program (and each worker's app factory); a factory installed after it, such as the
+    proxy's `outpost.redact.SecretScrubber`, wraps it, and one installed before is kept."""
+    if logging.getLogRecordFactory() is logging.LogRecord:
+        logging.setLogRecordFactory(SafeLogRecord)

@@ -12,6 +12,8 @@ from outpost import logsafe
 
 
 def test_crlf_from_a_url_stays_on_one_line() -> None:
+    previous = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)
     logsafe.install()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -21,7 +23,22 @@ def test_crlf_from_a_url_stays_on_one_line() -> None:
         log.warning("refused %s", "/v1/globaltags\r\nX-Injected: yes")
     finally:
         log.removeHandler(handler)
+        logging.setLogRecordFactory(previous)
     assert stream.getvalue() == "refused /v1/globaltags\\x0d\\x0aX-Injected: yes\n"
+
+
+def test_a_factory_installed_before_is_kept() -> None:
+    previous = logging.getLogRecordFactory()
+
+    def other(*args: object, **kwargs: object) -> logging.LogRecord:
+        return logging.LogRecord(*args, **kwargs)  # type: ignore[arg-type]
+
+    logging.setLogRecordFactory(other)
+    try:
+        logsafe.install()
+        assert logging.getLogRecordFactory() is other
+    finally:
+        logging.setLogRecordFactory(previous)
 
 
 @given(st.text(max_size=50))

@@ -520,6 +520,26 @@ def test_urls_between_tiers_name_services_and_their_ports(
             assert "." in host, f"{where}: {url} names no Service of the manifests"
 
 
+def test_redis_requires_the_password_the_site_proxies_connect_with(
+    build: Callable[..., Settings | None],
+) -> None:
+    """The shared tier is not open to the cluster: Redis runs with `--requirepass` from Secret
+    outpost-redis, and every proxy that uses it has that password in its `--redis` URL."""
+    password = secret_value("outpost-redis", "password")
+    redis = [c for c in containers() if c.spec["name"] == "redis"]
+    assert redis
+    for container in redis:
+        argv = expand(container.spec["args"], container.environment(), container.label)
+        assert argv[argv.index("--requirepass") + 1] == password, container.label
+    users = 0
+    for container in outpost_containers():
+        settings = container_settings(container, build)
+        if isinstance(settings, ProxySettings) and settings.redis:
+            users += 1
+            assert urlsplit(settings.redis).password == password, container.label
+    assert users
+
+
 def test_a_child_proxy_advertises_an_address_its_parent_can_reach_and_its_own_name(
     build: Callable[..., Settings | None],
 ) -> None:
