@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -128,8 +129,22 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         pool = _pools.get(workers)
         if pool is None:
             context = multiprocessing.get_context("spawn")  # no copy of the origin's threads
-            pool = _pools[workers] = ProcessPoolExecutor(workers, mp_context=context)
+            pool = _pools[workers] = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_end_with, initargs=(os.getpid(),)
+            )
         return pool
+
+
+def _end_with(parent: int) -> None:
+    """In a worker: exit when the origin process is gone. A killed origin (SIGKILL, out of
+    memory) cannot shut its pool down, and its workers would wait on their queue for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="outpost-planner-watch", daemon=True).start()
 
 
 def _discard(workers: int, pool: ProcessPoolExecutor) -> None:

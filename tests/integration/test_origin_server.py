@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from support.fnkit import frontier_url
 from support.servers import free_port, outpost_command, run_process
+from support.stack import Stack
 
 from origin.sample import HLT_GLOBAL_TAG
 
@@ -76,3 +79,30 @@ def test_origin_in_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> 
     assert done.returncode == 2
     assert done.stderr.strip() == f"outpost: database {url}: unable to open database file"
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_origin_leaves_no_sql_checking_process_behind(
+    stack: Stack, sample_sqlite: str
+) -> None:
+    """Frontier SQL is parsed in worker processes; an origin killed outright (SIGKILL, the OOM
+    killer) cannot stop them, so they end themselves when they see it gone."""
+    origin = stack.origin(sample_sqlite)
+    answer = httpx.get(origin.url + frontier_url("SELECT count(*) FROM tags"), timeout=30)
+    assert answer.status_code == 200
+    workers = _children(origin.process.pid)
+    assert workers, "the Frontier SQL checker runs in processes of the origin's own"
+    origin.kill()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their origin"
+        time.sleep(0.2)
