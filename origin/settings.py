@@ -30,6 +30,14 @@ class OriginSettings:
     frontier_require_id: bool = False  # refuse Frontier requests without X-Frontier-Id
     frontier_max_url_bytes: int = 64 * 1024  # squid's default request-line limit
     frontier_max_bytes: int = 128 * 1024 * 1024  # largest row stream of one Frontier payload
+    # What one client connection may hold (outpost.limits), as in [proxy]: head bytes (request
+    # line + header fields: a 64 KiB Frontier URL and 64 KiB of fields), fields, time to send a
+    # head, connections of a process (kept `fd_reserve` under RLIMIT_NOFILE).
+    max_header_bytes: int = 128 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 60.0
+    max_connections: int = 4096
+    fd_reserve: int = 128
 
     def __post_init__(self) -> None:
         positive = (
@@ -43,6 +51,11 @@ class OriginSettings:
             "workers",
             "frontier_max_url_bytes",
             "frontier_max_bytes",
+            "max_header_bytes",
+            "max_header_count",
+            "header_timeout_seconds",
+            "max_connections",
+            "fd_reserve",
         )
         for name in positive:
             if getattr(self, name) <= 0:
