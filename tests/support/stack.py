@@ -51,12 +51,12 @@ class Stack:
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     servers: dict[str, Server] = field(default_factory=dict)
 
-    def origin(self, db: str, name: str = "origin") -> Server:
+    def origin(self, db: str, name: str = "origin", env: dict[str, str] | None = None) -> Server:
         port = free_port()
         command = outpost_command(
             "origin", "--db", db, "--port", str(port), "--log-level", "warning"
         )
-        return self._start(name, port, command, {})
+        return self._start(name, port, command, env or {})
 
     def proxy(
         self,
@@ -68,9 +68,11 @@ class Stack:
         extra: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         port: int | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> Server:
+        """`prefix` goes before the command (e.g. `prlimit --nofile=…`)."""
         port = port or free_port()
-        command = outpost_command("proxy", "--name", name, "--port", str(port))
+        command = [*prefix, *outpost_command("proxy", "--name", name, "--port", str(port))]
         for upstream in upstreams:
             command += ["--upstream", upstream]
         if parent:
