@@ -12,6 +12,8 @@ a head came), and answers 503 to the connections over `max_connections` of this 
 Refusals are JSON answers of `outpost.errors` with `Connection: close`; then the write side is
 shut and what the client still sends is read and dropped for up to `LINGER_SECONDS`
 (`_Lingering`), so a client still sending its request reads the answer rather than a reset.
+At most `LimitedProtocol.max_lingering` connections linger (half the descriptor reserve): past
+that a refused connection is closed at once, so a flood of refusals cannot eat the reserve.
 
 Cost on the hit path: one timer per connection, re-armed only when it fires while a head is
 open; per request a clock read and a few integer checks.
@@ -66,6 +68,7 @@ class LimitedProtocol(HttpToolsProtocol):
         self.max_header_count = limits.max_header_count
         self.header_timeout = limits.header_timeout
         self.max_connections = limits.max_connections
+        self.max_lingering = limits.max_lingering
         self.head_since: float | None = None  # when the open head started; None: no head open
         self.head_begun = False  # a byte of the open head arrived
         self.head_raw = 0  # bytes of whole reads that fell inside the open head
@@ -82,7 +85,7 @@ class LimitedProtocol(HttpToolsProtocol):
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
             self.logger.debug("refused a connection: %s", busy.detail)
-            _Lingering(transport, self.loop, self._answer(busy))
+            self._close_with(busy)
             return
         super().connection_made(transport)
         self.head_since = self.loop.time()
@@ -157,7 +160,15 @@ class LimitedProtocol(HttpToolsProtocol):
         if self.header_timer is not None:
             self.header_timer.cancel()
             self.header_timer = None
-        _Lingering(self.transport, self.loop, self._answer(error))
+        self._close_with(error)
+
+    def _close_with(self, error: OutpostError) -> None:
+        answer = error_answer(error, self.server_state.default_headers)
+        if _Lingering.count < self.max_lingering:
+            _Lingering(self.transport, self.loop, answer)
+        else:
+            self.transport.write(answer)
+            self.transport.close()
 
     def _arm(self, since: float) -> None:
         self.header_timer = self.loop.call_at(since + self.header_timeout, self._header_deadline)
@@ -192,18 +203,18 @@ class LimitedProtocol(HttpToolsProtocol):
         self.refusal = error
         raise _Refused(error.detail)  # the parser fails; uvicorn calls send_400_response
 
-    def _answer(self, error: OutpostError) -> bytes:
-        return error_answer(error, self.server_state.default_headers)
-
 
 class _Lingering(asyncio.Protocol):
     """A refused connection: the answer written, the write side shut, whatever else the client
     sends read and dropped until it closes or `LINGER_SECONDS` pass."""
 
+    count = 0  # lingering connections of this process
+
     def __init__(
         self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, answer: bytes
     ) -> None:
         self.transport = transport
+        _Lingering.count += 1
         transport.set_protocol(self)
         transport.write(answer)
         if transport.can_write_eof():
@@ -219,4 +230,5 @@ class _Lingering(asyncio.Protocol):
         return False  # the client is done: close
 
     def connection_lost(self, exc: Exception | None) -> None:
+        _Lingering.count -= 1
         self.timer.cancel()

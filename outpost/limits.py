@@ -37,6 +37,7 @@ class ConnectionLimits:
     max_header_count: int = 100
     header_timeout: float = 60.0  # connection start or first byte of a request -> head complete
     max_connections: int = 4096  # open client connections of this process
+    max_lingering: int = 64  # refused connections drained before closing (half the reserve)
 
 
 class LimitSettings(Protocol):
@@ -89,6 +90,7 @@ def limits_from(settings: LimitSettings, nofile: int | None = None) -> Connectio
         max_header_count=settings.max_header_count,
         header_timeout=settings.header_timeout_seconds,
         max_connections=connection_cap(settings.max_connections, nofile, settings.fd_reserve),
+        max_lingering=settings.fd_reserve // 2,
     )
 
 

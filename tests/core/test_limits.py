@@ -46,9 +46,9 @@ def test_an_unlimited_hard_limit_leaves_the_soft_limit() -> None:
 
 def test_limits_come_from_either_program_settings_with_the_cap_under_the_file_limit() -> None:
     proxy = ProxySettings(upstreams=("http://up",), max_header_bytes=4096, max_connections=900)
-    assert limits_from(proxy, nofile=1024) == ConnectionLimits(4096, 100, 60.0, 896)
+    assert limits_from(proxy, nofile=1024) == ConnectionLimits(4096, 100, 60.0, 896, 64)
     origin = OriginSettings(header_timeout_seconds=1.5, fd_reserve=24)
-    assert limits_from(origin, nofile=100) == ConnectionLimits(128 * 1024, 100, 1.5, 76)
+    assert limits_from(origin, nofile=100) == ConnectionLimits(128 * 1024, 100, 1.5, 76, 12)
 
 
 @pytest.mark.parametrize(
