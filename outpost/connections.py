@@ -126,17 +126,13 @@ class LimitedProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.head_complete()
-        self.on_head_accepted()
-
-    def head_complete(self) -> None:
-        """Close the head's accounts; a head over the byte limit stops the parser here."""
-        size = len(self.url) + self.head_fields
+        size = len(self.url) + self.head_fields  # the head's accounts close here
         self.head_since = None
         self.head_begun = False
         self.head_raw = self.head_fields = 0
         if size > self.max_header_bytes:
             self._stop(self._too_large(f"over {self.max_header_bytes} bytes ({size})"))
+        self.on_head_accepted()
 
     def on_head_accepted(self) -> None:
         """A head within the limits: uvicorn makes the request cycle (HitProtocol may not)."""
@@ -152,6 +148,8 @@ class LimitedProtocol(HttpToolsProtocol):
         self.refusal = error
         self.head_since = None
         cycle = self.cycle
+        if self.transport.is_closing():
+            return
         if cycle is not None and not cycle.response_complete:
             self.transport.close()
             return

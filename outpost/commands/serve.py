@@ -124,9 +124,11 @@ def _export(settings: Any, section: str) -> None:
             os.environ[f"OUTPOST_{section}_{field.name.upper()}"] = text
 
 
-def _serve(app: Any, settings: Any, log_level: str, *, http: type, own_headers: bool = True) -> int:
-    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server,
-    and its own HTTP protocol class as `http`."""
+def _serve(
+    app: Any, settings: Any, log_level: str, *, own_headers: bool = True, http: Any = "auto"
+) -> int:
+    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server.
+    `http` is the protocol class (both programs pass one of `outpost.connections`)."""
     import uvicorn
 
     keepalive = getattr(settings, "keepalive_seconds", 5)  # the origin keeps uvicorn's default
