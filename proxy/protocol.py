@@ -64,11 +64,8 @@ class HitProtocol(LimitedProtocol):
         self.answered = False  # the current request was answered by the hit path
         self.pending: asyncio.Future[Outcome] | None = None  # the fetch it is to wait for
 
-    def on_message_begin(self) -> None:
-        self.answered = False
-        super().on_message_begin()
-
     def on_head_accepted(self) -> None:
+        self.answered = False
         proxy = self.proxy
         if proxy is not None and self._idle() and self._plain():
             head = self.parser.get_method() == b"HEAD"
