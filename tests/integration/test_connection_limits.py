@@ -176,6 +176,15 @@ def test_too_many_header_fields_get_431(server: Server) -> None:
     assert f"more than {MAX_HEADER_COUNT} header fields" in orjson.loads(answer.body)["detail"]
 
 
+def test_a_malformed_head_gets_400_as_json(server: Server) -> None:
+    with contextlib.closing(connect(server)) as sock:
+        sock.sendall(b"GET /_outpost/healthz HTTP/1.1\r\nHost: node\r\nBad Name: x\r\n\r\n")
+        answer = read_answer(sock)
+    assert answer.status == 400
+    assert answer.error() == "bad request"
+    assert answer.headers["connection"] == "close"
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
