@@ -46,6 +46,7 @@ from outpost.errors import (
     ServiceUnavailable,
     URITooLong,
 )
+from outpost.limits import limits_from
 from outpost.urls import ROUTES
 
 __all__ = ["create_app", "system_clock"]
@@ -168,6 +169,7 @@ def create_app(
         frontier_max_url_bytes=settings.frontier_max_url_bytes,
         metrics=metrics,
     )
+    app.state.connection_limits = limits_from(settings)  # what the HTTP protocol enforces
     return app
 
 

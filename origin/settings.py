@@ -40,6 +40,14 @@ class OriginSettings:
     frontier_max_value_bytes: int = 64 * 1024 * 1024  # SQLite: longest string or blob in a query
     frontier_work_mem_bytes: int = 4 * 1024 * 1024  # PostgreSQL: work_mem of Frontier sessions
     frontier_temp_bytes: int = 128 * 1024 * 1024  # PostgreSQL: temp files of all Frontier sessions
+    # What one client connection may hold (outpost.limits), as in [proxy]: head bytes (request
+    # line + header fields: a 64 KiB Frontier URL and 64 KiB of fields), fields, time to send a
+    # head, connections of a process (kept `fd_reserve` under RLIMIT_NOFILE).
+    max_header_bytes: int = 128 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 60.0
+    max_connections: int = 4096
+    fd_reserve: int = 128
 
     def __post_init__(self) -> None:
         positive = (
@@ -61,6 +69,11 @@ class OriginSettings:
             "frontier_max_value_bytes",
             "frontier_work_mem_bytes",
             "frontier_temp_bytes",
+            "max_header_bytes",
+            "max_header_count",
+            "header_timeout_seconds",
+            "max_connections",
+            "fd_reserve",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -6,10 +6,12 @@
     ├── Forbidden                403  a token that may not do this
     ├── NotFound                 404  unknown route, global tag, tag, payload or table
     ├── MethodNotAllowed         405
+    ├── RequestTimeout           408  a request head not complete within the header timeout
     ├── Conflict                 409  write to a locked tag, an existing name with other metadata
     ├── PayloadTooLarge          413  body over the configured limit
     ├── URITooLong               414  URL over 8 KiB
     ├── UnprocessableContent     422  a well-formed body whose content cannot be applied
+    ├── HeaderFieldsTooLarge     431  request head over the header byte or count limit
     ├── BadGateway               502  every upstream failed (the proxy names each attempt)
     ├── ServiceUnavailable       503  the database (or another dependency) is down
     └── GatewayTimeout           504  an upstream did not answer in time
@@ -36,10 +38,12 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "GatewayTimeout",
+    "HeaderFieldsTooLarge",
     "MethodNotAllowed",
     "NotFound",
     "OutpostError",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServiceUnavailable",
     "URITooLong",
     "Unauthorized",
@@ -134,6 +138,11 @@ class Conflict(OutpostError):
     error = "conflict"
 
 
+class RequestTimeout(OutpostError):
+    status = 408
+    error = "request timeout"
+
+
 class PayloadTooLarge(OutpostError):
     status = 413
     error = "payload too large"
@@ -147,6 +156,11 @@ class URITooLong(OutpostError):
 class UnprocessableContent(OutpostError):
     status = 422
     error = "unprocessable content"
+
+
+class HeaderFieldsTooLarge(OutpostError):
+    status = 431
+    error = "request header fields too large"
 
 
 class BadGateway(OutpostError):

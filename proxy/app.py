@@ -27,6 +27,7 @@ import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from outpost.errors import BadGateway, BadRequest, OutpostError, PayloadTooLarge
+from outpost.limits import limits_from
 from outpost.redact import SecretScrubber
 from proxy.admin import admin_routes
 from proxy.core.directives import CacheControl, parse_cache_control, request_cache_control
@@ -98,6 +99,7 @@ class ProxyApp:
         clock: Callable[[], int] | None = None,
     ) -> None:
         self.settings = settings
+        self.connection_limits = limits_from(settings)  # what the HTTP protocol enforces
         self.name = settings.name
         self.clock = clock or system_clock
         self.metrics = ProxyMetrics()

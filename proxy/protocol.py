@@ -29,7 +29,8 @@ engine's own waiters.
 
 It builds on uvicorn's protocol internals (`cycle`, `pipeline`, `flow`, `url`, `headers`,
 `_start_asgi_task`), so `pyproject.toml` bounds uvicorn's version;
-`tests/integration/test_hit_protocol.py` checks the behaviour that depends on them.
+`tests/integration/test_hit_protocol.py` checks the behaviour that depends on them. The limits
+on heads, header time and connections come from `outpost.connections.LimitedProtocol`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ import asyncio
 import time
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
+from outpost.connections import LimitedProtocol
 from proxy.app import COLLAPSED, ProxyApp
 from proxy.engine import Outcome
 
@@ -55,18 +57,15 @@ def find_proxy_app(app: Any) -> ProxyApp | None:
     return None
 
 
-class HitProtocol(HttpToolsProtocol):
+class HitProtocol(LimitedProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.proxy = find_proxy_app(self.app)
         self.answered = False  # the current request was answered by the hit path
         self.pending: asyncio.Future[Outcome] | None = None  # the fetch it is to wait for
 
-    def on_message_begin(self) -> None:
+    def on_head_accepted(self) -> None:
         self.answered = False
-        super().on_message_begin()
-
-    def on_headers_complete(self) -> None:
         proxy = self.proxy
         if proxy is not None and self._idle() and self._plain():
             head = self.parser.get_method() == b"HEAD"
@@ -81,7 +80,7 @@ class HitProtocol(HttpToolsProtocol):
                 )
                 return
             self.pending = proxy.pending_fetch(self.url, self.headers, self.client)
-        super().on_headers_complete()  # makes the cycle; `_start_asgi_task` takes `pending`
+        super().on_head_accepted()  # makes the cycle; `_start_asgi_task` takes `pending`
         self.pending = None
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:

@@ -72,6 +72,16 @@ class ProxySettings:
     # Idle client connections stay open this long (squid's client_idle_pconn_timeout is 2 min):
     # farm nodes keep theirs from one run to the next instead of reconnecting all at once.
     keepalive_seconds: int = 120
+    # What one client connection may hold (outpost.limits): head bytes (request line + header
+    # fields; squid's request_header_max_size, 64 KB, applies to each of the two) and fields,
+    # time from connection start or a head's first byte to the head's end (nginx's
+    # client_header_timeout), and connections of a process, kept `fd_reserve` descriptors
+    # under RLIMIT_NOFILE (raised to its hard limit at start-up).
+    max_header_bytes: int = 128 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 60.0
+    max_connections: int = 4096
+    fd_reserve: int = 128
     # Forward-proxy mode (frontier-squid's RESTRICT_DEST): host or host:port patterns of the
     # destinations absolute-form requests may name; empty: forward mode off.
     forward_destinations: tuple[str, ...] = ()
@@ -106,6 +116,11 @@ class ProxySettings:
             "negative_ttl_seconds",
             "max_epoch_step",
             "signature_window_seconds",
+            "max_header_bytes",
+            "max_header_count",
+            "header_timeout_seconds",
+            "max_connections",
+            "fd_reserve",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")

@@ -1,7 +1,9 @@
 """`outpost origin` and `outpost proxy`: the servers, on uvicorn.
 
 With `--workers N > 1` uvicorn starts worker processes that each rebuild the settings from
-`OUTPOST_<SECTION>_*` variables, which this command exports first.
+`OUTPOST_<SECTION>_*` variables, which this command exports first. Both servers lift their
+soft RLIMIT_NOFILE to the hard limit before anything opens (`outpost.limits.raise_nofile`;
+workers inherit it) and run on `outpost.connections.LimitedProtocol` or a subclass of it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from outpost.commands.db import (
     shown,
 )
 from outpost.config import load_settings
+from outpost.limits import raise_nofile
 
 __all__ = ["add_parser"]
+
+HYPER_MIN_BUFFER = 8192  # hyper refuses a smaller max_buffer_size
 
 
 def add_parser(commands: Any) -> None:
@@ -58,7 +63,9 @@ def add_parser(commands: Any) -> None:
 
 def _origin(args: argparse.Namespace) -> int:
     from origin.db import migrate
+    from outpost.connections import LimitedProtocol
 
+    raise_nofile()
     settings = origin_settings(
         args, host=args.host, port=args.port, workers=args.workers, tokens_file=args.tokens_file
     )
@@ -70,9 +77,11 @@ def _origin(args: argparse.Namespace) -> int:
     if settings.workers == 1:
         from origin.app import create_app
 
-        return _serve(create_app(settings), settings, args.log_level)
+        return _serve(create_app(settings), settings, args.log_level, http=LimitedProtocol)
     _export(settings, "ORIGIN")
-    return _serve("origin.main:app_from_environment", settings, args.log_level)
+    return _serve(
+        "origin.main:app_from_environment", settings, args.log_level, http=LimitedProtocol
+    )
 
 
 def _proxy(args: argparse.Namespace) -> int:
@@ -91,6 +100,7 @@ def _proxy(args: argparse.Namespace) -> int:
         "state_dir": args.state_dir,
         "server": args.server,
     }
+    raise_nofile()
     settings = with_run_control_token(
         load_settings(ProxySettings, "proxy", config_file=args.config, overrides=overrides)
     )
@@ -126,8 +136,8 @@ def _export(settings: Any, section: str) -> None:
 def _serve(
     app: Any, settings: Any, log_level: str, *, own_headers: bool = True, http: Any = "auto"
 ) -> int:
-    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server,
-    and its own HTTP protocol class as `http`."""
+    """Run on uvicorn; a proxy passes `own_headers=False` to keep the origin's Date and Server.
+    `http` is the protocol class (both programs pass one of `outpost.connections`)."""
     import uvicorn
 
     keepalive = getattr(settings, "keepalive_seconds", 5)  # the origin keeps uvicorn's default
@@ -165,8 +175,13 @@ def _serve_granian(factory: str, settings: Any, log_level: str) -> int:
         factory=True,
         websockets=False,
         backlog=2048,
-        # hyper's header-read timeout is what closes an idle keep-alive connection
-        http1_settings=HTTP1Settings(header_read_timeout=settings.keepalive_seconds * 1000),
+        # hyper's header-read timeout is what closes an idle keep-alive connection, and one
+        # whose head is not complete; its read buffer bounds a head (hyper answers 431 past
+        # it, and past 100 header fields). No connection cap: docs/security/connections.md.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=settings.keepalive_seconds * 1000,
+            max_buffer_size=max(HYPER_MIN_BUFFER, settings.max_header_bytes),
+        ),
         log_level=log_level if log_level in levels else "warning",  # type: ignore[arg-type]
         log_access=log_level == "debug",
     ).serve()

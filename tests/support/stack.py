@@ -96,9 +96,11 @@ class Stack:
         extra: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         port: int | None = None,
+        prefix: tuple[str, ...] = (),
     ) -> Server:
+        """`prefix` goes before the command (e.g. `prlimit --nofile=…`)."""
         port = port or free_port()
-        command = outpost_command("proxy", "--name", name, "--port", str(port))
+        command = [*prefix, *outpost_command("proxy", "--name", name, "--port", str(port))]
         for upstream in upstreams:
             command += ["--upstream", upstream]
         if parent:
