@@ -1,5 +1,5 @@
 """What a hostile client's connections cost `outpost proxy` and `outpost origin`: figures for
-docs/security/connections.md.
+docs/security.md, "Connections: header size, header time, connection count".
 
 1. huge header: for each server, one connection streams a header of `--header-mib` MiB (1 MiB
    writes) until the server answers or closes; prints what was sent, the first answer line, the

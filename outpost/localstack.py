@@ -3,9 +3,9 @@
 Each tier is the real `outpost` command in its own process group (what an operator runs), on a
 free port, with the credentials its role gets in production: the site proxy holds the run-control
 token, the tree signing key and the shared-tier key; node proxies only the registration token
-and the tree's public key (docs/security/run-control-and-secrets.md). `LocalStack` waits until
-every one answers and stops them all (SIGTERM, then SIGKILL) when it is closed. `outpost up`,
-`outpost demo` and the load tests are built on it.
+and the tree's public key (docs/security.md, "Run control's authority and secrets").
+`LocalStack` waits until every one answers and stops them all (SIGTERM, then SIGKILL) when it is
+closed. `outpost up`, `outpost demo` and the load tests are built on it.
 """
 
 from __future__ import annotations

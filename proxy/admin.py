@@ -1,7 +1,7 @@
 """`/_outpost/*`: health, metrics and status for operators; flush, warm and register for run
 control and child proxies.
 
-Who may do what (docs/security/run-control-and-secrets.md):
+Who may do what (docs/security.md, "Run control's authority and secrets"):
 - flush, warm: run control's bearer token, or a command signed by the parent for this proxy
   (`proxy.core.signing`, checked with `tree_public_key`);
 - register: the registration token, which can do nothing else.

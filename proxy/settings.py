@@ -3,7 +3,7 @@
 The run-control token also comes from `OUTPOST_RUN_CONTROL_TOKEN`, the variable `outpost flush`
 sends. Proxies never send it anywhere: they register with `register_token` and forward commands
 signed with `tree_signing_key`, which children check with `tree_public_key`
-(docs/security/run-control-and-secrets.md).
+(docs/security.md, "Run control's authority and secrets").
 """
 
 from __future__ import annotations

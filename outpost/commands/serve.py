@@ -177,7 +177,8 @@ def _serve_granian(factory: str, settings: Any, log_level: str) -> int:
         backlog=2048,
         # hyper's header-read timeout is what closes an idle keep-alive connection, and one
         # whose head is not complete; its read buffer bounds a head (hyper answers 431 past
-        # it, and past 100 header fields). No connection cap: docs/security/connections.md.
+        # it, and past 100 header fields). No connection cap: docs/security.md,
+        # "Connections: header size, header time, connection count".
         http1_settings=HTTP1Settings(
             header_read_timeout=settings.keepalive_seconds * 1000,
             max_buffer_size=max(HYPER_MIN_BUFFER, settings.max_header_bytes),

@@ -89,6 +89,17 @@ def status(code: int) -> Behaviour:
     return lambda request: error(code, "bad gateway", "every upstream failed")
 
 
+def without(digest: str) -> Behaviour:
+    """Serves everything but the payload `digest`, which it answers 404."""
+
+    def behave(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(digest):
+            return error(404, "not found", "x")
+        return serve(request)
+
+    return behave
+
+
 def corrupt(request: httpx.Request) -> httpx.Response:
     if "/v1/payloads/" in request.url.path:
         return httpx.Response(200, content=b"these are not the bytes you are looking for")

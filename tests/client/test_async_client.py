@@ -22,6 +22,7 @@ from client.fakenet import (
     serve,
     status,
     time_out,
+    without,
 )
 
 from outpost.client import AllEndpointsFailed, AsyncClient, ClientSettings, NotFound
@@ -138,12 +139,7 @@ def test_fetch_run_fetches_at_most_concurrency_payloads_at_once(network: Network
 def test_a_failed_payload_fails_the_run_with_its_own_error_not_a_group(network: Network) -> None:
     missing = next(iter(PAYLOADS))
 
-    def without_one(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith(missing):
-            return httpx.Response(404, json={"error": "not found", "detail": "x", "accepted": None})
-        return serve(request)
-
-    network.behaviours[ORIGIN] = without_one
+    network.behaviours[ORIGIN] = without(missing)
 
     async def scenario() -> None:
         async with make_client(network, proxies=()) as client:

@@ -23,6 +23,7 @@ from client.fakenet import (
     serve,
     status,
     time_out,
+    without,
 )
 
 from outpost.client import (
@@ -225,12 +226,7 @@ def test_fetch_run_fetches_at_most_concurrency_payloads_at_once(network: Network
 def test_a_payload_that_fails_everywhere_fails_the_whole_run(network: Network) -> None:
     missing = next(iter(PAYLOADS))
 
-    def without_one(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith(missing):
-            return httpx.Response(404, json={"error": "not found", "detail": "x", "accepted": None})
-        return serve(request)
-
-    network.behaviours[ORIGIN] = without_one
+    network.behaviours[ORIGIN] = without(missing)
     with (
         Client(servers=ORIGIN, transport=network.transport()) as client,
         pytest.raises(AllEndpointsFailed) as caught,
@@ -247,12 +243,7 @@ def test_a_404_for_a_payload_the_resolve_answer_named_fails_over(
     endpoint is asked, and the run is configured from it."""
     missing = next(iter(PAYLOADS))
 
-    def without_one(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith(missing):
-            return httpx.Response(404, json={"error": "not found", "detail": "x", "accepted": None})
-        return serve(request)
-
-    network.behaviours[NODE] = without_one
+    network.behaviours[NODE] = without(missing)
     conditions = client.fetch_run(GT, 1)
     assert missing in conditions.payloads
     assert client.stats.failures["status"] == 1

@@ -6,23 +6,19 @@ flight waiting for it there (behind a slow upstream, `tests/support/slow_origin.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 from support.rawhttp import Answer, Connection, get
-from support.servers import free_port, run_process
 from support.stack import Server, Stack
 
 from origin.sample import HLT_GLOBAL_TAG
 
 RESOLVE = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=500"
 FAST_HITS = "outpost_proxy_fast_hits_total"
-SUPPORT = Path(__file__).parent.parent / "support"
 
 
 @pytest.fixture
@@ -188,13 +184,9 @@ WAITERS = 12
 
 
 @pytest.fixture
-def slow_node(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Server]]:
+def slow_node(stack: Stack) -> Iterator[tuple[str, Server]]:
     """`tests/support/slow_origin.py` on loopback and one node proxy in front of it."""
-    port = free_port()
-    upstream = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(SUPPORT), "slow_origin:app"]
-    command += ["--port", str(port), "--log-level", "warning"]
-    stack.stack.enter_context(run_process(command, tmp_path / "slow.log", f"{upstream}/healthz"))
+    upstream = stack.slow_origin()
     env = {"OUTPOST_PROXY_COALESCE_TIMEOUT_SECONDS": "3"}
     yield upstream, stack.proxy("node", [upstream], env=env)
 

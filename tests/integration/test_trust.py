@@ -11,7 +11,6 @@ what a shared fetch forwards and what a waiting request receives.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.fnkit import frontier_url
 from support.rawhttp import Answer, Connection, get
-from support.servers import free_port, run_process
 from support.stack import Server, Stack
 
 from origin.sample import HLT_GLOBAL_TAG
 
-SUPPORT = Path(__file__).parent.parent / "support"
 QUERY = "SELECT tag_name, since, payload_hash FROM iovs ORDER BY tag_name, since"
 FRONTIER = frontier_url(QUERY)
 RESOLVE = f"/v1/resolve/{HLT_GLOBAL_TAG}?run=500"
@@ -227,13 +224,9 @@ def blamed(node: Server, upstream: str) -> float:
 
 
 @pytest.fixture
-def careless(stack: Stack, tmp_path: Path) -> Iterator[tuple[str, Server]]:
+def careless(stack: Stack) -> Iterator[tuple[str, Server]]:
     """`tests/support/slow_origin.py` on loopback and one node proxy in front of it."""
-    port = free_port()
-    upstream = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(SUPPORT), "slow_origin:app"]
-    command += ["--port", str(port), "--log-level", "warning"]
-    stack.stack.enter_context(run_process(command, tmp_path / "slow.log", f"{upstream}/healthz"))
+    upstream = stack.slow_origin()
     yield upstream, stack.proxy("node", [upstream])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,16 @@ class Stack:
     root: Path
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     servers: dict[str, Server] = field(default_factory=dict)
+
+    def slow_origin(self) -> str:
+        """`tests/support/slow_origin.py` (a slow, careless upstream) on a free port; its URL."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        app_dir = str(Path(__file__).parent)
+        command = [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "slow_origin:app"]
+        command += ["--port", str(port), "--log-level", "warning"]
+        self.stack.enter_context(run_process(command, self.root / "slow.log", f"{url}/healthz"))
+        return url
 
     def origin(self, db: str, name: str = "origin", env: dict[str, str] | None = None) -> Server:
         port = free_port()
