@@ -100,18 +100,22 @@ class LimitedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.head_since is not None:  # a head is open: all of this read is head or beyond
             self.head_raw += len(data)
-        super().data_received(data)
+        HttpToolsProtocol.data_received(self, data)
         # Still open after the read (no head completed in it): the read was all head bytes.
         if self.head_raw > self.max_header_bytes and self.head_since is not None:
             self.refuse(self._too_large(f"over {self.max_header_bytes} bytes"))
 
     def on_message_begin(self) -> None:
+        # uvicorn's on_message_begin, inlined (hit path) but for the request's scope, which
+        # `on_head_accepted` builds: a hit answered below ASGI never needs one
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         self.head_begun = True
         if self.head_since is None:
             self.head_since = self.loop.time()
             if self.header_timer is None:
                 self._arm(self.head_since)
-        super().on_message_begin()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # uvicorn's on_header, inlined (hit path), after the limits
@@ -135,8 +139,20 @@ class LimitedProtocol(HttpToolsProtocol):
         self.on_head_accepted()
 
     def on_head_accepted(self) -> None:
-        """A head within the limits: uvicorn makes the request cycle (HitProtocol may not)."""
-        super().on_headers_complete()
+        """A head within the limits: its ASGI scope (as uvicorn's on_message_begin makes it),
+        then uvicorn makes the request cycle (HitProtocol may answer a hit without either)."""
+        self.scope = {  # type: ignore[typeddict-item]
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]
+            "root_path": self.root_path,
+            "headers": self.headers,
+            "state": self.app_state.copy(),
+        }
+        HttpToolsProtocol.on_headers_complete(self)
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a head the parser refused, as our JSON; or the limit it broke."""
