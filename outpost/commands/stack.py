@@ -50,7 +50,10 @@ def _stack(args: argparse.Namespace) -> LocalStack:
     return LocalStack(nodes=args.nodes, db=args.db, redis=args.redis, server=args.server)
 
 
-def _wait_for_signal() -> None:
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT from now on. Installed before the stack is described:
+    whoever reads the description may signal at once, and must not find the default handler
+    (which would end the process without stopping the tiers)."""
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -58,10 +61,11 @@ def _wait_for_signal() -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    stop.wait()
+    return stop
 
 
 def _up(args: argparse.Namespace) -> int:
+    stop = _stop_on_signals()
     with _stack(args) as stack:
         if args.json:
             print(orjson.dumps(stack.describe()).decode(), flush=True)
@@ -78,7 +82,7 @@ def _up(args: argparse.Namespace) -> int:
             for name, value in stack.environment().items():
                 console.print(f"  export {name}={value}")
             console.print(f"logs: {stack.state}")
-        _wait_for_signal()
+        stop.wait()
     return 0
 
 
