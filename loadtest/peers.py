@@ -2,6 +2,7 @@
 
     prepare_squid(directory, port=…, parent_port=…, name=…)   -> squid.conf path
     prepare_nginx_static(directory, port=…, root=…)            -> nginx.conf path
+    prepare_nginx_proxy_cache(directory, port=…, parent_port=…) -> nginx.conf path
 
 Both run on 127.0.0.1 only, with memory caches, no access logs and every file of theirs in
 `directory`. squid is an accelerator (reverse proxy) in front of one parent, the way a Frontier
@@ -21,7 +22,9 @@ __all__ = [
     "SQUID_SITE",
     "PeerMissing",
     "find_peer",
+    "nginx_proxy_cache_config",
     "nginx_static_config",
+    "prepare_nginx_proxy_cache",
     "prepare_nginx_static",
     "prepare_squid",
     "squid_config",
@@ -31,7 +34,12 @@ HOST = "127.0.0.1"
 # Every squid builds its cache keys from this site name (accel, no-vhost), so a node squid and
 # the site squid key an object alike whatever port the client reached them on.
 SQUID_SITE = "outpost-origin"
-_COMMON_PATHS = {"squid": "/usr/sbin/squid", "nginx": "/usr/sbin/nginx"}
+_COMMON_PATHS = {
+    "squid": "/usr/sbin/squid",
+    "nginx": "/usr/sbin/nginx",
+    "varnishd": "/usr/sbin/varnishd",
+}
+_PACKAGES = {"nginx": "nginx-light", "varnishd": "varnish"}
 
 
 class PeerMissing(RuntimeError):
@@ -39,11 +47,11 @@ class PeerMissing(RuntimeError):
 
 
 def find_peer(program: str) -> str:
-    """The path of `squid` or `nginx` (Debian's packages), or PeerMissing."""
+    """The path of `squid`, `nginx` or `varnishd` (Debian's packages), or PeerMissing."""
     found = shutil.which(program) or _COMMON_PATHS.get(program)
     if found and Path(found).exists():
         return found
-    package = "nginx-light" if program == "nginx" else program
+    package = _PACKAGES.get(program, program)
     raise PeerMissing(f"{program} is not installed: apt-get install {package}")
 
 
@@ -179,4 +187,67 @@ def prepare_nginx_static(directory: Path, *, port: int, root: Path, workers: int
     (directory / "temp").mkdir(parents=True)
     conf = directory / "nginx.conf"
     conf.write_text(nginx_static_config(directory, port=port, root=root, workers=workers))
+    return conf
+
+
+def nginx_proxy_cache_config(
+    directory: Path, *, port: int, parent_port: int, workers: int = 1, cache_mb: int = 256
+) -> str:
+    """nginx as a caching reverse proxy in front of 127.0.0.1:`parent_port`: `proxy_cache` (its
+    file cache, in `directory/cache`) with `proxy_cache_lock on`, so concurrent misses of one URL
+    send one request upstream and the others wait for it (up to 60 s, then they would fetch
+    themselves); keep-alive connections to the parent; `X-Cache-Status` on every answer."""
+    temp = directory / "temp"
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    return f"""daemon off;
+{user}worker_processes {workers};
+pid {directory / "nginx.pid"};
+error_log {directory / "error.log"} warn;
+events {{ worker_connections 16384; }}
+worker_rlimit_nofile 32768;
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    proxy_cache_path {directory / "cache"} levels=1:2 keys_zone=peer:16m max_size={cache_mb}m
+                     inactive=10m use_temp_path=off;
+    upstream parent {{
+        server {HOST}:{parent_port};
+        keepalive 256;
+    }}
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        location / {{
+            proxy_pass http://parent;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache peer;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 60s;
+            proxy_cache_lock_age 60s;
+            add_header X-Cache-Status $upstream_cache_status;
+        }}
+    }}
+}}
+"""
+
+
+def prepare_nginx_proxy_cache(
+    directory: Path, *, port: int, parent_port: int, workers: int = 1, cache_mb: int = 256
+) -> Path:
+    """Write `directory/nginx.conf` (creating `directory` and its cache and temp directories)
+    and return its path."""
+    (directory / "temp").mkdir(parents=True)
+    (directory / "cache").mkdir()
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        nginx_proxy_cache_config(
+            directory, port=port, parent_port=parent_port, workers=workers, cache_mb=cache_mb
+        )
+    )
     return conf
