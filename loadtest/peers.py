@@ -149,10 +149,9 @@ def prepare_squid(
     return conf
 
 
-def nginx_static_config(directory: Path, *, port: int, root: Path, workers: int = 2) -> str:
-    """nginx serving `root` as static files; a URL with a query string is the file
-    `<path>/<query>` (`/v1/resolve/GT?run=500` → `root/v1/resolve/GT/run=500`). Started as
-    root, its workers stay root: they read files under a private temporary directory."""
+def _nginx_preamble(directory: Path, workers: int) -> str:
+    """What both nginx peers share: the main context and the start of `http`, every file of
+    nginx's in `directory`. Started as root, its workers stay root (private directories)."""
     temp = directory / "temp"
     user = "user root root;\n" if os.geteuid() == 0 else ""
     return f"""daemon off;
@@ -163,16 +162,23 @@ events {{ worker_connections 16384; }}
 worker_rlimit_nofile 32768;
 http {{
     access_log off;
-    sendfile on;
-    tcp_nopush on;
     keepalive_requests 1000000;
     keepalive_timeout 300s;
-    default_type application/octet-stream;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
     uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
+    scgi_temp_path {temp}/scgi;"""
+
+
+def nginx_static_config(directory: Path, *, port: int, root: Path, workers: int = 2) -> str:
+    """nginx serving `root` as static files; a URL with a query string is the file
+    `<path>/<query>` (`/v1/resolve/GT?run=500` → `root/v1/resolve/GT/run=500`). Started as
+    root, its workers stay root: they read files under a private temporary directory."""
+    return f"""{_nginx_preamble(directory, workers)}
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
     server {{
         listen {HOST}:{port} backlog=4096;
         root {root};
@@ -197,23 +203,7 @@ def nginx_proxy_cache_config(
     file cache, in `directory/cache`) with `proxy_cache_lock on`, so concurrent misses of one URL
     send one request upstream and the others wait for it (up to 60 s, then they would fetch
     themselves); keep-alive connections to the parent; `X-Cache-Status` on every answer."""
-    temp = directory / "temp"
-    user = "user root root;\n" if os.geteuid() == 0 else ""
-    return f"""daemon off;
-{user}worker_processes {workers};
-pid {directory / "nginx.pid"};
-error_log {directory / "error.log"} warn;
-events {{ worker_connections 16384; }}
-worker_rlimit_nofile 32768;
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
+    return f"""{_nginx_preamble(directory, workers)}
     proxy_cache_path {directory / "cache"} levels=1:2 keys_zone=peer:16m max_size={cache_mb}m
                      inactive=10m use_temp_path=off;
     upstream parent {{
