@@ -19,14 +19,15 @@ import asyncio
 import hashlib
 import statistics
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import uvloop
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from proxy.app import create_app
+from proxy.http_client import RawResponse
 from proxy.protocol import HitProtocol
 from proxy.settings import ProxySettings
 
@@ -60,17 +61,28 @@ class CountingTransport(asyncio.Transport):
         pass
 
 
-async def upstream(scope: Any, receive: Any, send: Any) -> None:
-    """An origin of one immutable 1 KiB answer (ASGI, in process)."""
-    headers = [(b"cache-control", b"public, max-age=31536000, immutable")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": BODY})
+class OneAnswer:
+    """An upstream client whose every answer is one immutable 1 KiB body (no sockets)."""
+
+    async def send(self, *request: object) -> RawResponse:
+        headers = [(b"cache-control", b"public, max-age=31536000, immutable")]
+        return RawResponse(200, headers, _Chunks(), len(BODY))
+
+    async def aclose(self) -> None:
+        pass
+
+
+class _Chunks:
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield BODY
+
+    async def aclose(self) -> None:
+        pass
 
 
 async def measure(requests: int, rounds: int) -> list[float]:
     settings = ProxySettings(name="bench", upstreams=("http://origin.test",))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=upstream))
-    app = create_app(settings, upstream_client=client)
+    app = create_app(settings, upstream_client=OneAnswer())
     await app.start()
     config = Config(app=app, http=HitProtocol, timeout_keep_alive=120, access_log=False)
     config.load()

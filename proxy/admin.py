@@ -28,7 +28,7 @@ from proxy.core.directives import CacheControl
 from proxy.core.epochs import EpochOutOfRange, next_epoch
 from proxy.core.keys import primary_key
 from proxy.core.signing import SIGNATURE_HEADER, BadSignature, Verifier
-from proxy.engine import Request
+from proxy.flights import Request
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp

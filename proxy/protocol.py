@@ -5,8 +5,9 @@ of a hit's CPU went to the ASGI machinery around a few microseconds of cache loo
 a scope, a request-response cycle, two `send` messages, the response head rebuilt and two
 socket writes per request (`benchmarks/server_floor.py`). `HitProtocol` is uvicorn's own
 protocol (`uvicorn --http`, which accepts a protocol class) that, once a request's headers are
-parsed, asks `ProxyApp.answer_hit` for the hit and, if there is one, writes the prepared head
-and the body to the socket in one call; every other request goes to the ASGI app unchanged.
+parsed, asks the hit path (`proxy.hits.HitPath.answer_hit`) for the hit and, if there is one,
+writes the prepared head and the body to the socket in one call; every other request goes to
+the ASGI app unchanged. It depends on `proxy.hits` alone, never on the engine or the app.
 
 It takes the hit path only when that cannot change what the client sees:
 - the connection has nothing in flight (no ASGI cycle unanswered, no pipelined request queued),
@@ -22,7 +23,7 @@ A plain GET whose URL is not stored yet but already being fetched (at a run star
 a node's clients ask for the run's new resolve URL within milliseconds) waits below ASGI as
 well: uvicorn makes its request cycle as usual, so pipelining, keep-alive and shutdown work
 unchanged, but instead of running the app the protocol waits for the fetch and then writes
-the answer the engine gives a collapsed request (`ProxyApp.answer_collapsed`), in one write.
+the answer the engine gives a collapsed request (`HitPath.answer_collapsed`), in one write.
 If the fetch failed, stored another variant or took longer than `coalesce_timeout_seconds`,
 the cycle runs the ASGI app with the fetch's outcome, which it serves as it serves the
 engine's own waiters.
@@ -42,17 +43,19 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from outpost.connections import LimitedProtocol
-from proxy.app import COLLAPSED, ProxyApp
-from proxy.engine import Outcome
+from proxy.flights import Outcome
+from proxy.hits import COLLAPSED, HitPath
 
-__all__ = ["HitProtocol", "find_proxy_app"]
+__all__ = ["HitProtocol", "find_hit_path"]
 
 
-def find_proxy_app(app: Any) -> ProxyApp | None:
-    """The ProxyApp inside uvicorn's loaded app (it may wrap it in middleware), or None."""
+def find_hit_path(app: Any) -> HitPath | None:
+    """The hit path of the proxy app inside uvicorn's loaded app (it may wrap it in
+    middleware), or None."""
     for _ in range(8):
-        if isinstance(app, ProxyApp):
-            return app
+        hits = getattr(app, "hits", None)
+        if isinstance(hits, HitPath):
+            return hits
         app = getattr(app, "app", None)
     return None
 
@@ -60,7 +63,7 @@ def find_proxy_app(app: Any) -> ProxyApp | None:
 class HitProtocol(LimitedProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.proxy = find_proxy_app(self.app)
+        self.proxy = find_hit_path(self.app)
         self.answered = False  # the current request was answered by the hit path
         self.pending: asyncio.Future[Outcome] | None = None  # the fetch it is to wait for
 
@@ -79,7 +82,7 @@ class HitProtocol(LimitedProtocol):
                     self.timeout_keep_alive, self.timeout_keep_alive_handler
                 )
                 return
-            self.pending = proxy.pending_fetch(self.url, self.headers, self.client)
+            self.pending = proxy.watch(self.url, self.headers, self.client)
         super().on_head_accepted()  # makes the cycle; `_start_asgi_task` takes `pending`
         self.pending = None
 
@@ -96,11 +99,7 @@ class HitProtocol(LimitedProtocol):
         cycle, proxy = waiter.cycle, waiter.proxy
         if cycle.disconnected:
             return  # the client left while it waited
-        pending = waiter.pending
-        if pending.done() and not pending.cancelled():
-            outcome = pending.result()
-        else:
-            outcome = proxy.engine.waited_too_long("miss")  # it waited for a miss's fetch
+        outcome = proxy.settled(waiter.pending)
         answer = None
         if not self.flow.write_paused:  # a slow reader gets the ASGI cycle's back-pressure
             answer = proxy.answer_collapsed(
@@ -159,7 +158,7 @@ class _Waiter:
     def __init__(
         self,
         protocol: HitProtocol,
-        proxy: ProxyApp,
+        proxy: HitPath,
         cycle: RequestResponseCycle,
         app: Any,
         pending: asyncio.Future[Outcome],
@@ -170,8 +169,7 @@ class _Waiter:
         self.head = cycle.scope["method"] == "HEAD"
         self.started = time.perf_counter()
         self.settled = False
-        timeout = proxy.engine.coalesce_timeout
-        self.timer = protocol.loop.call_later(timeout, self.settle)
+        self.timer = protocol.loop.call_later(proxy.timeout, self.settle)
         pending.add_done_callback(self.settle)
 
     def settle(self, _: object = None) -> None:

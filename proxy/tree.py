@@ -177,7 +177,6 @@ def _failure(child: Child, error: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def heartbeat(
-    client: httpx.AsyncClient,
     parent: str,
     me: dict[str, str],
     token: str | None,
@@ -210,10 +209,13 @@ async def heartbeat(
                 pause, retry = retry, min(every, retry * 2)
             await asyncio.sleep(pause)
 
-    task = asyncio.get_running_loop().create_task(beat())
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async with httpx.AsyncClient(
+        trust_env=False, headers={"user-agent": "outpost-proxy"}
+    ) as client:
+        task = asyncio.get_running_loop().create_task(beat())
+        try:
+            yield task
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

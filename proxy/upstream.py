@@ -5,32 +5,35 @@ or a body that fails the caller's check (a payload whose bytes do not match its 
 a failure and moves on to the next; `breaker_failures` failures in a row open an upstream's
 circuit for `breaker_cooldown` seconds, after which one request probes it again. When every
 upstream failed, the list is walked again after a jittered back-off, at most `retries` times,
-then `AllUpstreamsFailed` names every attempt and why it failed. httpx errors never leak out.
+then `AllUpstreamsFailed` names every attempt and why it failed. The walk is
+`outpost.failover.Rounds`, the one the client library uses; this module is its I/O driver.
+The HTTP client's errors are its own (`proxy.http_client`) and never leak out.
 
 Bodies up to `max_body` are read whole; a larger one comes back as a stream to pass through.
+A caller that asks (`relay_from`) gets a 200 of a declared length from `relay_from` up to
+`max_body` back as soon as its head arrives, `relayed`, with the body to read from `rest`; it
+checks the body itself and reports a bad one with `blame`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.cookiejar import Cookie, CookieJar
-from typing import Any
-
-import httpx
 
 from outpost.errors import BadGateway, BadRequest
+from outpost.failover import CoolDown, Rounds, Wait
 from outpost.redact import redact_text, redact_url
 from proxy.core.epochs import EPOCH_HEADER, parse_epoch
 from proxy.core.headers import end_to_end, get_first
+from proxy.http_client import Body, HttpClient, Unsendable, UpstreamFailure, UpstreamTimeout
 
 __all__ = [
     "AllUpstreamsFailed",
     "Attempt",
-    "NoCookies",
     "UnsendableRequest",
+    "UpstreamFailure",
     "UpstreamResponse",
     "Upstreams",
 ]
@@ -60,17 +63,6 @@ class UnsendableRequest(BadRequest):
     """The request cannot be sent upstream as it is (a field value the HTTP client refuses)."""
 
 
-class NoCookies(CookieJar):
-    """A cookie jar that keeps nothing: the proxy's upstream client fetches for every client at
-    once, so a `Set-Cookie` one upstream answer carries must never ride on later requests."""
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        return None
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-
 @dataclass
 class UpstreamResponse:
     status: int
@@ -78,58 +70,58 @@ class UpstreamResponse:
     body: bytes
     upstream: str
     epoch: int | None
-    rest: AsyncIterator[bytes] | None = None  # the remainder of an over-sized body
-    close: Callable[[], object] | None = None
+    rest: Body | None = None  # the remainder of an over-sized body, or a relayed one
+    relayed: bool = False  # `rest` is all of a body of `length` bytes, for the caller to check
+    length: int | None = None  # the declared Content-Length
+    source: str = ""  # the upstream's URL, unredacted: for `Upstreams.blame`
 
-
-@dataclass
-class _Circuit:
-    failures: int = 0
-    open_until: int = 0
+    async def close(self) -> None:
+        if self.rest is not None:
+            await self.rest.aclose()
 
 
 @dataclass
 class Upstreams:
     urls: list[str]
-    client: httpx.AsyncClient
-    clock: Callable[[], int]
+    client: HttpClient
+    clock: Callable[[], int]  # µs
     retries: int = 1
     backoff: float = 0.05
     breaker_failures: int = 3
     breaker_cooldown: float = 5.0
     max_body: int = 64 * 1024 * 1024
     on_failure: Callable[[str, str], None] = lambda upstream, kind: None  # kind: for metrics
-    _circuits: dict[str, _Circuit] = field(default_factory=dict)
+    jitter: Callable[[], float] = random.random
+    _breaker: CoolDown[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.urls = [url.rstrip("/") for url in self.urls]
-        self._circuits = {url: _Circuit() for url in self.urls}
+        self._breaker = CoolDown(self.breaker_cooldown, after=self.breaker_failures)
+
+    def _now(self) -> float:
+        return self.clock() / 1_000_000
 
     def health(self) -> dict[str, dict[str, object]]:
-        now = self.clock()
+        now = self._now()
         return {
-            redact_url(url): {"up": c.open_until <= now, "consecutive_failures": c.failures}
-            for url, c in self._circuits.items()
+            redact_url(url): {
+                "up": not self._breaker.cooling(url, now),
+                "consecutive_failures": self._breaker.failures.get(url, 0),
+            }
+            for url in self.urls
         }
 
-    def _order(self) -> list[str]:
-        """Closed circuits first, in list order; open ones last, as probes of last resort."""
-        now = self.clock()
-        closed = [u for u in self.urls if self._circuits[u].open_until <= now]
-        return closed + [u for u in self.urls if u not in closed]
-
     def _failed(self, url: str, reason: str, kind: str) -> Attempt:
-        circuit = self._circuits[url]
-        circuit.failures += 1
-        if circuit.failures >= self.breaker_failures:
-            circuit.open_until = self.clock() + int(self.breaker_cooldown * 1_000_000)
+        self._breaker.failed(url, self._now())
         shown = redact_url(url)
         self.on_failure(shown, kind)
         return Attempt(shown, redact_text(reason))
 
-    def _succeeded(self, url: str) -> None:
-        circuit = self._circuits[url]
-        circuit.failures, circuit.open_until = 0, 0
+    def blame(self, response: UpstreamResponse, reason: str, kind: str) -> None:
+        """A relayed body turned out bad (`kind`: connect, integrity): count it against the
+        upstream that sent it, as a failure inside `fetch` is counted."""
+        if response.source in self.urls:
+            self._failed(response.source, reason, kind)
 
     async def fetch(
         self,
@@ -140,39 +132,47 @@ class Upstreams:
         body: bytes | None = None,
         check: Check | None = None,
         failover_on_5xx: bool = True,
+        relay_from: int | None = None,
     ) -> UpstreamResponse:
         """The first good answer for `method target` from the list, with failover."""
         attempts: list[Attempt] = []
-        for round_ in range(self.retries + 1):
-            if round_:
-                await asyncio.sleep(self.backoff * (2 ** (round_ - 1)) * random.uniform(0.5, 1.5))
-            for url in self._order():
-                try:
-                    response = await self._send(url, method, target, headers, body)
-                except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeError) as exc:
-                    # the request itself cannot be sent: no upstream is to blame, none would
-                    # take it, and the circuit breakers must not count it
-                    raise UnsendableRequest(redact_text(f"{type(exc).__name__}: {exc}")) from None
-                except httpx.TimeoutException as exc:
-                    attempts.append(self._failed(url, f"timeout ({type(exc).__name__})", "timeout"))
-                    continue
-                except (httpx.HTTPError, OSError) as exc:
-                    attempts.append(
-                        self._failed(url, f"{type(exc).__name__}: {exc}"[:200], "connect")
-                    )
-                    continue
-                if response.status >= 500 and failover_on_5xx:
-                    await _discard(response)
-                    attempts.append(self._failed(url, f"status {response.status}", "status"))
-                    continue
-                problem = check(response) if check and response.rest is None else None
-                if problem:
-                    attempts.append(self._failed(url, problem, "integrity"))
-                    continue
-                self._succeeded(url)
-                return response
-            if method not in ("GET", "HEAD"):
-                break  # never repeat an unsafe request after it may have arrived
+        rounds = Rounds(
+            self.urls,
+            self._breaker,
+            rounds=self.retries + 1,
+            backoff=self.backoff,
+            cap=self.backoff * 2**self.retries,
+            jitter=self.jitter,
+        )
+        while (step := rounds.next(self._now())) is not None:
+            if isinstance(step, Wait):
+                if method not in ("GET", "HEAD"):
+                    break  # never repeat an unsafe request after it may have arrived
+                await asyncio.sleep(step.seconds)
+                continue
+            url = step.endpoint
+            try:
+                response = await self._send(url, method, target, headers, body, relay_from)
+            except Unsendable as exc:
+                # the request itself cannot be sent: no upstream is to blame, none would
+                # take it, and the circuit breakers must not count it
+                raise UnsendableRequest(redact_text(str(exc))) from None
+            except UpstreamTimeout as exc:
+                attempts.append(self._failed(url, f"timeout ({exc})", "timeout"))
+                continue
+            except UpstreamFailure as exc:
+                attempts.append(self._failed(url, str(exc), "connect"))
+                continue
+            if response.status >= 500 and failover_on_5xx:
+                await response.close()
+                attempts.append(self._failed(url, f"status {response.status}", "status"))
+                continue
+            problem = check(response) if check and response.rest is None else None
+            if problem:
+                attempts.append(self._failed(url, problem, "integrity"))
+                continue
+            rounds.succeeded(url)
+            return response
         raise AllUpstreamsFailed(attempts)
 
     async def _send(
@@ -182,17 +182,36 @@ class Upstreams:
         target: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes | None,
+        relay_from: int | None = None,
     ) -> UpstreamResponse:
-        request = self.client.build_request(method, url + target, headers=headers, content=body)
-        response = await self.client.send(request, stream=True)
+        response = await self.client.send(method, url, target, headers, body)
         chunks: list[bytes] = []
         size = 0
-        declared = response.headers.get("content-length")
-        oversized = declared is not None and declared.isdigit() and int(declared) > self.max_body
-        stream = response.aiter_raw()
+        declared = response.content_length
+        oversized = declared is not None and declared > self.max_body
+        fields = end_to_end(response.headers)
+        result = UpstreamResponse(
+            status=response.status,
+            headers=fields,
+            body=b"",
+            upstream=redact_url(url),  # shown to clients in errors
+            epoch=parse_epoch(get_first(fields, EPOCH_HEADER)),
+            length=declared,
+            source=url,
+        )
+        if (
+            relay_from is not None
+            and response.status == 200
+            and declared is not None
+            and relay_from <= declared <= self.max_body
+            and method == "GET"
+            and get_first(fields, b"vary") is None  # one answer for every waiter
+        ):
+            result.rest, result.relayed = response.chunks, True
+            return result
         try:
             if not oversized:
-                async for chunk in stream:
+                async for chunk in response.chunks:
                     chunks.append(chunk)
                     size += len(chunk)
                     if size > self.max_body:
@@ -201,26 +220,9 @@ class Upstreams:
         except BaseException:
             await response.aclose()
             raise
-        raw_headers = response.headers.raw
-        result = UpstreamResponse(
-            status=response.status_code,
-            headers=end_to_end(raw_headers),
-            body=b"".join(chunks),
-            upstream=redact_url(url),  # shown to clients in errors
-            epoch=parse_epoch(get_first(end_to_end(raw_headers), EPOCH_HEADER)),
-        )
+        result.body = b"".join(chunks)
         if oversized:
-            result.rest, result.close = stream, response.aclose
+            result.rest = response.chunks
         else:
             await response.aclose()
         return result
-
-
-async def _discard(response: UpstreamResponse) -> None:
-    if response.close is not None:
-        await _maybe_await(response.close())
-
-
-async def _maybe_await(value: object) -> None:
-    if asyncio.iscoroutine(value):
-        await value

@@ -9,7 +9,8 @@ moves to the next entry. Proxies are used the Outpost way: the canonical path go
 own base URL, never as an HTTP forward-proxy request.
 
 An endpoint that failed cools down for `seconds`: it is skipped until then unless nothing else is
-left. Back-off between walks over the whole list doubles per round, jittered, up to a cap.
+left. Back-off between walks over the whole list doubles per round, jittered, up to a cap (both
+from `outpost.failover`, which the proxy's upstreams share).
 
 Pure: standard library only; `now` and the jitter are parameters, nothing here sleeps.
 """
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from outpost.client.errors import ConfigError
+from outpost.failover import CoolDown, backoff_delay
 
 __all__ = [
     "CoolDown",
@@ -100,36 +102,3 @@ def preference(groups: Sequence[Group], rng: random.Random) -> tuple[Endpoint, .
         rng.shuffle(members)
         order.extend(members)
     return tuple(order)
-
-
-@dataclass
-class CoolDown:
-    """Which endpoints failed recently, and until when they are skipped."""
-
-    seconds: float
-    until: dict[Endpoint, float] = field(default_factory=dict)
-
-    def failed(self, endpoint: Endpoint, now: float) -> None:
-        self.until[endpoint] = now + self.seconds
-
-    def succeeded(self, endpoint: Endpoint) -> None:
-        self.until.pop(endpoint, None)
-
-    def cooling(self, endpoint: Endpoint, now: float) -> bool:
-        return self.until.get(endpoint, now) > now
-
-    def pick(self, remaining: Sequence[Endpoint], now: float) -> Endpoint:
-        """The first of `remaining` not cooling down, or the first of them if all are."""
-        return next((e for e in remaining if not self.cooling(e, now)), remaining[0])
-
-
-def backoff_delay(round_: int, *, base: float, cap: float, jitter: float) -> float:
-    """Seconds to wait before walk number `round_` (1 = the first repeat); `jitter` in [0, 1).
-
-    `base·2^(round-1)`, capped, then between half of it and all of it ("equal jitter"), so that
-    a farm of nodes that failed together does not come back in step.
-    """
-    if round_ <= 0:
-        return 0.0
-    ceiling: float = min(cap, base * 2.0 ** (round_ - 1))
-    return ceiling / 2 + ceiling / 2 * jitter

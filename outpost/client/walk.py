@@ -1,10 +1,12 @@
 """One request's walk over the endpoints, and the client-wide bookkeeping walks share.
 
 A driver (the sync `Client` or the `AsyncClient`) asks `walk.next(now)` what to do: `Try` an
-endpoint or `Wait` before the next round. It performs that and reports back with `walk.failed`
-(no answer: connect error, timeout) or `walk.answered` (a status and a body), which either
-returns the decoded value, returns None to go on, or raises `RequestRejected` for a 4xx. When
-every round is spent, `next` raises `AllEndpointsFailed` (or `IntegrityError`) with each attempt.
+endpoint or `Wait` before the next round (the rounds, cool-downs and back-off are
+`outpost.failover`'s, shared with the proxy's upstreams). It performs that and reports back
+with `walk.failed` (no answer: connect error, timeout) or `walk.answered` (a status and a
+body), which either returns the decoded value, returns None to go on, or raises
+`RequestRejected` for a 4xx. When every round is spent, `next` raises `AllEndpointsFailed`
+(or `IntegrityError`) with each attempt.
 
 What a status means is a table (`VERDICTS`); whatever is not listed fails over. `Failover` holds
 what outlives one request: the client's endpoint order, cool-downs and statistics; the sync
@@ -24,7 +26,7 @@ from typing import Any, Final, Literal, TypeVar, assert_never
 import orjson
 
 from outpost.client.answers import Unusable
-from outpost.client.endpoints import CoolDown, Endpoint, backoff_delay
+from outpost.client.endpoints import CoolDown, Endpoint
 from outpost.client.errors import (
     AllEndpointsFailed,
     Attempt,
@@ -34,6 +36,7 @@ from outpost.client.errors import (
     NotFound,
     RequestRejected,
 )
+from outpost.failover import Rounds, Try, Wait
 
 __all__ = ["ClientStats", "Failover", "Retry", "Try", "VERDICTS", "Wait", "Walk", "verdict"]
 
@@ -71,22 +74,12 @@ class ClientStats:
         return self.failures["integrity"]
 
 
-@dataclass(frozen=True, slots=True)
-class Try:
-    endpoint: Endpoint
-
-
-@dataclass(frozen=True, slots=True)
-class Wait:
-    seconds: float
-
-
 @dataclass
 class Failover:
     """Client-wide state: endpoint order, cool-downs, statistics (guarded by `lock`)."""
 
     order: tuple[Endpoint, ...]
-    cooldown: CoolDown
+    cooldown: CoolDown[Endpoint]
     retry: Retry
     jitter: Callable[[], float]  # uniform in [0, 1), e.g. random.Random().random
     stats: ClientStats = field(default_factory=ClientStats)
@@ -114,34 +107,32 @@ class Walk:
         self.path = path
         self.must_exist = must_exist
         self.attempts: list[Attempt] = []
-        self.round = 0
-        self._tried: set[Endpoint] = set()
+        retry = failover.retry
+        self._rounds = Rounds(
+            failover.order,
+            failover.cooldown,
+            rounds=retry.rounds,
+            backoff=retry.backoff,
+            cap=retry.backoff_cap,
+            jitter=failover.jitter,
+            lock=failover.lock,
+        )
 
-    def next(self, now: float) -> Try | Wait:
-        shared = self.failover
-        remaining = [e for e in shared.order if e not in self._tried]
-        if remaining:
-            with shared.lock:
-                pick = shared.cooldown.pick(remaining, now)
-                shared.stats.attempts += 1
-            self._tried.add(pick)
-            return Try(pick)
-        if self.round + 1 >= shared.retry.rounds or not shared.order:
+    def next(self, now: float) -> Try[Endpoint] | Wait:
+        step = self._rounds.next(now)
+        if step is None:
             corrupt = any(a.kind == "integrity" for a in self.attempts)
             failure = IntegrityError if corrupt else AllEndpointsFailed
             raise failure(self.path, tuple(self.attempts))
-        self.round += 1
-        self._tried.clear()
-        retry = shared.retry
-        with shared.lock:
-            jitter = shared.jitter()
-        delay = backoff_delay(self.round, base=retry.backoff, cap=retry.backoff_cap, jitter=jitter)
-        return Wait(delay)
+        if isinstance(step, Try):
+            with self.failover.lock:
+                self.failover.stats.attempts += 1
+        return step
 
     def failed(self, endpoint: Endpoint, kind: FailureKind, detail: str, now: float) -> None:
         self.attempts.append(Attempt(endpoint.url, kind, detail))
+        self._rounds.failed(endpoint, now)
         with self.failover.lock:
-            self.failover.cooldown.failed(endpoint, now)
             self.failover.stats.failures[kind] += 1
 
     def answered(
@@ -177,8 +168,8 @@ class Walk:
                 assert_never(unreachable)
 
     def _succeeded(self, endpoint: Endpoint, *, served: bool) -> None:
+        self._rounds.succeeded(endpoint)
         with self.failover.lock:
-            self.failover.cooldown.succeeded(endpoint)
             if served:
                 self.failover.stats.served_by[endpoint.url] += 1
             else:

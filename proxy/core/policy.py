@@ -11,6 +11,10 @@
 
 The `detail` of a verdict says why (for Cache-Status): `epoch` (a flush since it was stored),
 `request` (the client asked for validation), `stale`, `no-cache` (the response requires it).
+
+`fresh_hit` is `lookup`'s HIT verdict for a request whose directives cannot turn an entry away
+(`plain_request`), in one expression: the hit path (`proxy.hits`) answers most requests with
+it alone. `tests/core/test_proxy_fresh_hit.py` checks with hypothesis that the two agree.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ __all__ = [
     "Lookup",
     "Verdict",
     "after_error",
+    "fresh_hit",
     "is_storable",
     "lookup",
+    "plain_request",
 ]
 
 SECOND = 1_000_000
@@ -54,6 +60,25 @@ class ErrorVerdict(StrEnum):
 class Lookup:
     verdict: Verdict
     detail: str = ""
+
+
+def plain_request(request: CacheControl) -> bool:
+    """Whether a request's directives leave a fresh entry servable as it is: none, or only
+    `max-stale` (frontier_client's `max-stale=1` on every request), `only-if-cached` and
+    extensions."""
+    return request == CacheControl(
+        max_stale=request.max_stale, only_if_cached=request.only_if_cached
+    )
+
+
+def fresh_hit(entry: Entry, now: int, epoch: int) -> bool:
+    """Whether `entry` answers a plain request as it is: stored since the last flush (a flush
+    spares immutable entries), no validation demanded, and fresh."""
+    return (
+        (entry.epoch >= epoch or entry.immutable)
+        and not entry.no_cache
+        and entry.age(now) < entry.freshness
+    )
 
 
 def lookup(method: str, request: CacheControl, entry: Entry | None, now: int, epoch: int) -> Lookup:

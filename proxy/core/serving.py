@@ -16,7 +16,7 @@ from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import get_all
 from proxy.core.status import chain
 
-__all__ = ["hit_head", "hit_headers", "prepare", "response_head"]
+__all__ = ["entry_headers", "hit_head", "hit_headers", "prepare", "response_head"]
 
 _REPLACED = frozenset({b"cache-status", b"content-length", b"via", EPOCH_HEADER})
 
@@ -50,6 +50,22 @@ def hit_headers(entry: Entry, now: int, epoch: int) -> list[tuple[bytes, bytes]]
     ]
     memo[:] = [age, epoch, headers, None]
     return headers
+
+
+def entry_headers(
+    entry: Entry, now: int, status: bytes, name: str, epoch: int
+) -> list[tuple[bytes, bytes]]:
+    """Headers for a stored entry served with our Cache-Status entry `status` (a hit's is
+    `hit_headers`'): its own, Via, Content-Length, Age, Cache-Status, epoch."""
+    if entry.serving is None:
+        entry = prepare(entry, name)
+    assert entry.serving is not None
+    return [
+        *entry.serving.prefix,
+        (b"age", b"%d" % (entry.age(now) // SECOND)),
+        (b"cache-status", chain(entry.serving.upstream_status, status)),
+        (EPOCH_HEADER, b"%d" % epoch),
+    ]
 
 
 def hit_head(entry: Entry, now: int, epoch: int) -> bytes:

@@ -39,9 +39,9 @@ from outpost.cli import _parser
 from outpost.commands import db as db_command
 from outpost.commands import serve
 from outpost.config import SettingsError, load_settings
-from proxy.app import STALE_WARNING
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.metrics import ProxyMetrics
+from proxy.responses import STALE_WARNING
 from proxy.settings import ProxySettings
 
 ROOT = Path(__file__).resolve().parents[2]

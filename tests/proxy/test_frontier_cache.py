@@ -17,6 +17,7 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 from support.asgi import AppClient
+from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
 from support.scripted import Answer, ScriptedOrigin
 
@@ -84,7 +85,7 @@ def start(
 ) -> AppClient:
     config = ProxySettings(name="edge", upstreams=(UPSTREAM,), **settings)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=servlet))  # type: ignore[arg-type]
-    app = create_app(config, upstream_client=client, clock=clock)
+    app = create_app(config, upstream_client=InProcessUpstream(client), clock=clock)
     return AppClient(wrap(app) if wrap else app)
 
 
@@ -121,7 +122,7 @@ def test_frontier_hits_with_max_stale_take_the_hot_path(
     proxy.get(PATH_FORM, headers=FRONTIER)
     app = proxy.app
     assert isinstance(app, ProxyApp)
-    assert app._harmless == {b"max-stale=1": True}  # no trip through the engine for a hit
+    assert app.hits._plain == {b"max-stale=1": True}  # no trip through the engine for a hit
     metrics = proxy.get("/_outpost/metrics").text
     assert 'outpost_proxy_requests_total{result="hit"} 1.0' in metrics
 

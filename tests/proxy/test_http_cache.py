@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from support.asgi import AppClient
+from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
 from support.scripted import Answer, ScriptedOrigin
 
@@ -43,7 +44,9 @@ def proxy(origin: ScriptedOrigin, clock: FakeClock) -> Iterator[AppClient]:
     )
     transport = httpx.ASGITransport(app=origin)  # type: ignore[arg-type]
     client = httpx.AsyncClient(transport=transport)
-    with AppClient(create_app(settings, upstream_client=client, clock=clock)) as app:
+    with AppClient(
+        create_app(settings, upstream_client=InProcessUpstream(client), clock=clock)
+    ) as app:
         yield app
 
 
@@ -291,7 +294,11 @@ def test_after_a_flush_immutable_entries_stay_on_the_hot_path(
     origin.script("/p", Answer(200, {"cache-control": "public, max-age=31536000, immutable"}, b"p"))
     settings = ProxySettings(name="edge", upstreams=(UPSTREAM,), run_control_token=TOKEN)
     transport = httpx.ASGITransport(app=origin)  # type: ignore[arg-type]
-    app = create_app(settings, upstream_client=httpx.AsyncClient(transport=transport), clock=clock)
+    app = create_app(
+        settings,
+        upstream_client=InProcessUpstream(httpx.AsyncClient(transport=transport)),
+        clock=clock,
+    )
     with AppClient(app) as proxy:
         proxy.get("/p")
         before = proxy.get("/p")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from support.asgi import AppClient
+from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
 from support.scripted import Answer, ScriptedOrigin
 
@@ -49,7 +50,7 @@ def start(clock: FakeClock, upstreams: dict[str, ScriptedOrigin]) -> AppClient:
     settings = ProxySettings(
         name="edge", upstreams=tuple(upstreams), run_control_token=TOKEN, retries=0
     )
-    return AppClient(create_app(settings, upstream_client=client, clock=clock))
+    return AppClient(create_app(settings, upstream_client=InProcessUpstream(client), clock=clock))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.asgi import AppClient
+from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
 from support.scripted import Answer, ScriptedOrigin
 
@@ -33,7 +34,9 @@ def make_proxy(origin: ScriptedOrigin, **settings: object) -> AppClient:
     config = ProxySettings(name="node-1", upstreams=(UPSTREAM,), **settings)  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=origin)  # type: ignore[arg-type]
     client = httpx.AsyncClient(transport=transport)
-    return AppClient(create_app(config, upstream_client=client, clock=FakeClock()))
+    return AppClient(
+        create_app(config, upstream_client=InProcessUpstream(client), clock=FakeClock())
+    )
 
 
 @pytest.fixture

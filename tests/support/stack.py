@@ -82,12 +82,18 @@ class Stack:
 
     def slow_origin(self) -> str:
         """`tests/support/slow_origin.py` (a slow, careless upstream) on a free port; its URL."""
+        return self.support_app("slow_origin")
+
+    def support_app(self, module: str, name: str | None = None) -> str:
+        """The ASGI `app` of `tests/support/<module>.py` under uvicorn on a free port; its URL
+        (it must answer `/healthz`)."""
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         app_dir = str(Path(__file__).parent)
-        command = [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "slow_origin:app"]
+        command = [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, f"{module}:app"]
         command += ["--port", str(port), "--log-level", "warning"]
-        self.stack.enter_context(run_process(command, self.root / "slow.log", f"{url}/healthz"))
+        log = self.root / f"{name or module}.log"
+        self.stack.enter_context(run_process(command, log, f"{url}/healthz"))
         return url
 
     def origin(self, db: str, name: str = "origin", env: dict[str, str] | None = None) -> Server:

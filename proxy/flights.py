@@ -1,0 +1,225 @@
+"""Flights: at most one upstream fetch per key, and every wait for one.
+
+A request whose key is being fetched waits for that fetch here, whether it waits in the ASGI
+app (`Engine.resolve`) or below ASGI (`proxy.protocol`): one table, one bound on the wait
+(`coalesce_timeout_seconds`, then 504), one count (`outpost_proxy_coalesced_total`), one rule
+for whether the variant a fetch stored suits a waiter (`suits`).
+
+A fetch runs as its own task, so a client that disconnects does not cancel it. Its `Outcome`
+is known once the answer's head is: a small answer is read whole first, a large one is handed
+over as a `Relay` that every waiter reads while its bytes arrive (and that the fetch stores
+once they are all there and pass the integrity check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+from outpost.errors import GatewayTimeout, OutpostError
+from proxy.core.coalesce import FlightTable
+from proxy.core.directives import CacheControl
+from proxy.core.entry import Entry
+from proxy.core.keys import variant_key
+from proxy.core.results import Fwd, Served, classify
+from proxy.upstream import UpstreamResponse
+
+__all__ = ["Flights", "Outcome", "Relay", "RelayBroken", "Request", "describe"]
+
+log = logging.getLogger("outpost.proxy")
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    key: str  # primary cache key, and the target a fetch for it sends upstream
+    headers: list[tuple[bytes, bytes]]
+    cache_control: CacheControl
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a fetch ended with (or, for a relayed body, began with); every waiter for the key
+    is served from it."""
+
+    entry: Entry | None = None  # stored or refreshed: serve from it
+    response: UpstreamResponse | None = None  # an answer not to store (or its status only)
+    relay: Relay | None = None  # a large answer's body, still arriving
+    error: OutpostError | None = None
+    fwd: Fwd = Fwd.MISS
+    stored: bool = False
+    too_large: bool = False  # over max_object_bytes: every requester streams it uncached
+    warning: bytes | None = None  # an upstream served this stale: passed on, never stored
+    collapsed: bool = False  # answered by another request's fetch (RFC 9211 `collapsed`)
+    variant: str | None = None  # the key `entry` was stored under (its variant's, if it varies)
+
+
+def describe(name: str, outcome: Outcome, cached: bool, now: int) -> tuple[str, bytes]:
+    """The metric label and the Cache-Status entry of the proxy `name` for an answer served
+    from `outcome` (`cached`: from what was stored, without waiting for a fetch)."""
+    entry = outcome.entry
+    served = Served(
+        fwd=outcome.fwd,
+        cached=cached,
+        entry=entry is not None or outcome.relay is not None,
+        failed=outcome.error is not None,
+        warned=outcome.warning is not None,
+        collapsed=outcome.collapsed,
+        stored=outcome.stored,
+        fwd_status=outcome.response.status if outcome.response is not None else None,
+        ttl=entry.ttl(now) if cached and entry is not None else None,
+    )
+    return classify(name, served)
+
+
+class RelayBroken(Exception):
+    """The relayed body will not be complete (the upstream broke off, or it failed its check)."""
+
+
+class Relay:
+    """A body being received, readable by any number of waiters while it grows.
+
+    Bytes go to readers as they arrive, except the chunk that completes the declared length:
+    it waits for `finish` (the fetch's integrity check passed), so no reader ever has the whole
+    of a body that turns out wrong. One that `fail`s ends each reader's iteration with
+    `RelayBroken`, and the server closes that client's connection before the declared length."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], length: int) -> None:
+        self.status, self.headers, self.length = status, headers, length
+        self._chunks: list[bytes] = []
+        self.received = 0
+        self._done = False
+        self._broken: str | None = None
+        self._more: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def feed(self, chunk: bytes) -> None:
+        if chunk:
+            self._chunks.append(chunk)
+            self.received += len(chunk)
+            self._wake()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def fail(self, reason: str) -> None:
+        self._broken = reason
+        self._wake()
+
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def _wake(self) -> None:
+        more, self._more = self._more, asyncio.get_running_loop().create_future()
+        more.set_result(None)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        sent = 0
+        while True:
+            if self._broken is not None:
+                raise RelayBroken(self._broken)
+            ready = len(self._chunks)
+            if not self._done and self.received >= self.length:
+                ready -= 1  # complete but not yet checked: the last bytes wait for `finish`
+            while sent < ready:
+                yield self._chunks[sent]
+                sent += 1
+                if self._broken is not None:
+                    raise RelayBroken(self._broken)
+            if self._done:
+                return
+            await asyncio.shield(self._more)  # a reader that leaves must not cancel the others'
+
+
+Fetch = Callable[[asyncio.Future[Outcome]], Coroutine[Any, Any, Outcome]]
+
+
+class Flights:
+    def __init__(self, *, timeout: float, upstreams: list[str], on_wait: Callable[[], None]):
+        self.timeout = timeout
+        self._upstreams = upstreams  # named in the 504 a waiter gets
+        self._on_wait = on_wait  # counts every request that waits for another's fetch
+        self._table: FlightTable[asyncio.Future[Outcome]] = FlightTable(
+            lambda: asyncio.get_running_loop().create_future()
+        )
+        self._tasks: set[asyncio.Task[Outcome]] = set()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    async def join(self, key: str, fwd: Fwd, fetch: Fetch) -> Outcome:
+        """The outcome of the fetch for `key`: started with `fetch` if none is in flight, else
+        the one in flight, waited for at most `timeout`."""
+        flight, leader = self._table.join(key)
+        if leader:
+            self._start(key, fwd, fetch, flight.result)
+        else:
+            self._on_wait()
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(flight.result), self.timeout)
+        except TimeoutError:
+            return self.waited_too_long(fwd)
+        return outcome if leader else replace(outcome, collapsed=True)
+
+    def start(self, key: str, fwd: Fwd, fetch: Fetch) -> None:
+        """Fetch `key` in the background (stale-while-revalidate), unless already under way."""
+        flight, leader = self._table.join(key)
+        if leader:
+            self._start(key, fwd, fetch, flight.result)
+
+    def watch(self, key: str) -> asyncio.Future[Outcome] | None:
+        """The flight in the air for `key`, joined as a waiter (for `proxy.protocol`, which
+        waits below ASGI and then calls `settled`), or None; never starts one."""
+        flight = self._table.wait(key)
+        if flight is None:
+            return None
+        self._on_wait()
+        return flight.result
+
+    def settled(self, watched: asyncio.Future[Outcome]) -> Outcome:
+        """What a request that `watch`ed gets once the fetch landed or `timeout` passed."""
+        if watched.done() and not watched.cancelled():
+            return replace(watched.result(), collapsed=True)
+        return self.waited_too_long(Fwd.MISS)  # only misses are watched
+
+    def waited_too_long(self, fwd: Fwd) -> Outcome:
+        """What a request gets that waited `timeout` for a fetch still in flight."""
+        detail = f"the upstream fetch took longer than {self.timeout} s"
+        return Outcome(error=GatewayTimeout(detail, accepted=self._upstreams), fwd=fwd)
+
+    @staticmethod
+    def suits(request: Request, outcome: Outcome) -> bool:
+        """Whether a fetch made for another request stored what `request` selects: not when
+        the answer turned out to vary (`Vary: Accept-Encoding`) and `request` selects another
+        variant than the one that was fetched and stored."""
+        entry = outcome.entry
+        if entry is None or not entry.vary or outcome.variant is None:
+            return True
+        return variant_key(request.key, entry.vary, request.headers) == outcome.variant
+
+    def _start(self, key: str, fwd: Fwd, fetch: Fetch, result: asyncio.Future[Outcome]) -> None:
+        task = asyncio.get_running_loop().create_task(fetch(result))
+        self._tasks.add(task)
+
+        def landed(done: asyncio.Task[Outcome]) -> None:
+            self._tasks.discard(done)
+            self._table.land(key)
+            if result.done():  # handed over early: a relayed body
+                return
+            if done.cancelled():
+                result.set_result(Outcome(error=OutpostError("fetch cancelled"), fwd=fwd))
+            elif done.exception() is not None:
+                log.error("fetch of %s failed", key, exc_info=done.exception())
+                result.set_result(Outcome(error=OutpostError("internal error"), fwd=fwd))
+            else:
+                result.set_result(done.result())
+
+        task.add_done_callback(landed)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

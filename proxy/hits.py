@@ -1,0 +1,225 @@
+"""The hit path: keys memoised from the raw request target, and the answers that need no engine.
+
+A hit costs the gate (client network and, in forward mode, destination: memoised), a key
+lookup (memoised from the raw request target), one dictionary read (two for a varied answer:
+its marker, then the variant the request selects), the core's `fresh_hit` rule and two `send`s
+(or, below ASGI in `proxy.protocol`, one socket write). Everything else goes to the engine.
+
+`proxy.protocol` depends on this module alone: it asks `answer_hit` for a plain hit, `watch`es
+a fetch already in flight for a plain miss, and once that fetch settles asks `answer_collapsed`
+for the answer, or hands the request to the ASGI app with the outcome under `COLLAPSED`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from starlette.types import Scope
+
+from outpost.errors import BadRequest
+from proxy.core.directives import parse_cache_control
+from proxy.core.entry import Entry
+from proxy.core.headers import Headers
+from proxy.core.keys import primary_key, variant_key
+from proxy.core.memo import remember
+from proxy.core.policy import fresh_hit, plain_request
+from proxy.core.serving import entry_headers, hit_head, response_head
+from proxy.epoch import EpochState
+from proxy.flights import Flights, Outcome, describe
+from proxy.gate import Gate
+from proxy.metrics import Tally
+from proxy.storage.base import Stored, VaryMarker
+from proxy.storage.memory import MemoryStore
+
+__all__ = ["COLLAPSED", "SPECIAL", "HitPath"]
+
+KEY_MEMO_LIMIT = 100_000
+# Scope key under which `proxy.protocol` hands over the outcome of the fetch a request waited
+# for below ASGI, when it cannot answer the request itself.
+COLLAPSED = "outpost.collapsed"
+# Request fields that can change what a stored entry answers.
+SPECIAL = frozenset(
+    {
+        b"cache-control",
+        b"pragma",
+        b"if-none-match",
+        b"if-modified-since",
+        b"authorization",
+        b"cookie",
+        b"range",
+    }
+)
+
+
+class HitPath:
+    def __init__(
+        self,
+        *,
+        name: str,
+        memory: MemoryStore,
+        epoch: EpochState,
+        gate: Gate,
+        flights: Flights,
+        tally: Tally,
+        clock: Callable[[], int],
+    ) -> None:
+        self.name, self.memory, self.epoch, self.gate = name, memory, epoch, gate
+        self.flights, self.tally, self.clock = flights, tally, clock
+        self._keys: dict[bytes, str | BadRequest] = {}
+        self._plain: dict[bytes, bool] = {}  # Cache-Control value → `plain_request`
+
+    @property
+    def timeout(self) -> float:
+        """How long a request waits for a fetch in flight."""
+        return self.flights.timeout
+
+    def key(self, scope: Scope) -> str | BadRequest:
+        """The primary key (also the target a shared fetch sends upstream), or why the request
+        target is refused; memoised by the request target as received (path and query)."""
+        raw = scope.get("raw_path") or scope["path"].encode()
+        query_string = scope["query_string"]
+        target = raw + b"?" + query_string if query_string else raw
+        key = self._keys.get(target)
+        if key is None:
+            try:
+                key = primary_key(raw.decode("latin-1"), query_string.decode("latin-1"))
+            except BadRequest as refused:
+                key = refused
+            remember(self._keys, target, key, KEY_MEMO_LIMIT)
+        return key
+
+    def plain(self, special: list[tuple[bytes, bytes]]) -> bool:
+        """Whether the request's special fields are only Cache-Control values that leave a
+        fresh entry servable (`proxy.core.policy.plain_request`)."""
+        for name, value in special:
+            if name != b"cache-control":
+                return False
+            plain = self._plain.get(value)
+            if plain is None:
+                plain = plain_request(parse_cache_control(value))
+                remember(self._plain, value, plain, KEY_MEMO_LIMIT)
+            if not plain:
+                return False
+        return True
+
+    def fresh_entry(
+        self, key: str, headers: Headers, special: list[tuple[bytes, bytes]], now: int
+    ) -> Entry | None:
+        """The memory entry that answers a plain GET or HEAD as it is, or None when the
+        request needs the engine (a miss, stale, revalidation, directives). A varied answer
+        (the origin's JSON, `Vary: Accept-Encoding`) is looked up by the variant the request's
+        `headers` select, as the engine does."""
+        if special and not self.plain(special):
+            return None
+        _, entry = self._in_memory(key, headers)
+        if type(entry) is Entry and entry.serving is not None:
+            return entry if fresh_hit(entry, now, self.epoch.value) else None
+        return None
+
+    def answer_hit(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        head: bool,
+    ) -> tuple[bytes, bytes] | None:
+        """Below ASGI: the response head and body of a plain hit on the origin-form `target`,
+        counted; None when the request must go through the ASGI app (admin routes, a client
+        or forward mode the gate must check, anything but a hit)."""
+        started = time.perf_counter()
+        key = self._protocol_key(target, client)
+        if key is None:
+            return None
+        now = self.clock()
+        special = [(k, v) for k, v in headers if k in SPECIAL]
+        entry = self.fresh_entry(key, headers, special, now)
+        if entry is None:
+            return None
+        body = b"" if head else entry.body
+        answer = hit_head(entry, now, self.epoch.value), body
+        self.tally.count_fast_hit(time.perf_counter() - started, len(body))
+        return answer
+
+    def watch(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+    ) -> asyncio.Future[Outcome] | None:
+        """Below ASGI: the fetch already in flight that a GET or HEAD of `target`, with
+        nothing of it in memory, would wait for in the engine, joined as a waiter; or None
+        when the request must go through the ASGI app. At a run start hundreds of a node's
+        clients ask for the run's new resolve URL at once; they wait for its one fetch here,
+        instead of each going through a request cycle.
+
+        Only a request without directives or validators waits here, and only when nothing is
+        stored for its key: a stale entry may be served while it is revalidated."""
+        key = self._protocol_key(target, client)
+        if key is None or any(k in SPECIAL for k, _ in headers):
+            return None
+        key, stored = self._in_memory(key, headers)
+        return self.flights.watch(key) if stored is None else None
+
+    def settled(self, watched: asyncio.Future[Outcome]) -> Outcome:
+        return self.flights.settled(watched)
+
+    def answer_collapsed(
+        self,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        head: bool,
+        outcome: Outcome,
+        started: float,
+    ) -> tuple[bytes, bytes] | None:
+        """Below ASGI: the response head and body for a request that waited, since `started`
+        (`time.perf_counter()`), for the fetch that ended with `outcome`, as the engine answers
+        a collapsed request; None when the ASGI app must answer it from `outcome` (under the
+        scope key COLLAPSED): the fetch failed, stored nothing, is relaying its body, or
+        stored another variant than this request's."""
+        fetched = outcome.entry
+        if fetched is None or outcome.error is not None or outcome.warning is not None:
+            return None
+        key = self._keys.get(target)
+        if not isinstance(key, str):
+            return None
+        now = self.clock()
+        entry = self.fresh_entry(key, headers, [], now)
+        if entry is None or entry.body is not fetched.body:
+            return None
+        _, status = describe(self.name, outcome, False, now)
+        body = b"" if head else entry.body
+        fields = entry_headers(entry, now, status, self.name, self.epoch.value)
+        self.tally.count_fast_collapsed(time.perf_counter() - started, len(body))
+        return response_head(entry.status, fields), body
+
+    def _in_memory(self, key: str, headers: Headers) -> tuple[str, Stored | None]:
+        """The key the request's variant is stored under and what memory holds there: a
+        varied answer's marker is followed by the variant `headers` select, as the engine's
+        `find` does over every tier."""
+        stored = self.memory.peek(key)
+        if type(stored) is VaryMarker:
+            key = variant_key(key, stored.vary, headers)
+            stored = self.memory.peek(key)
+        return key, stored
+
+    def _protocol_key(self, target: bytes, client: tuple[str, int] | None) -> str | None:
+        """The cache key of an origin-form `target` from an admitted client, for requests
+        `proxy.protocol` may answer itself; None for the rest (admin routes, a client or
+        forward mode the gate must check)."""
+        if target[:1] != b"/" or target.startswith(b"/_outpost/"):
+            return None
+        if not self.gate.admits_known(client):
+            return None
+        key = self._keys.get(target) or self.key(_target_scope(target))  # the same memo
+        return key if isinstance(key, str) else None  # a refused target: the app says why
+
+
+def _target_scope(target: bytes) -> Scope:
+    """The path fields of an ASGI scope for an origin-form request target, as uvicorn fills
+    them (the path percent-decoded, the raw path and query as received)."""
+    raw, _, query = target.partition(b"?")
+    raw = raw.partition(b"#")[0]
+    return {"path": unquote(raw.decode("latin-1")), "raw_path": raw, "query_string": query}

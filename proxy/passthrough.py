@@ -1,0 +1,106 @@
+"""What the cache does not answer: unsafe methods, and a client's own uncacheable requests.
+
+Unsafe methods go upstream as sent (no failover on 5xx once the request may have arrived); on a
+2xx or 3xx the URL's entries are invalidated (RFC 9111 §4.4). A GET with `no-store`,
+Authorization, Cookie or Range is this client's own request: forwarded, never stored.
+"""
+
+from __future__ import annotations
+
+from starlette.types import Message, Receive, Scope, Send
+
+from outpost.errors import PayloadTooLarge
+from proxy.core.directives import CacheControl
+from proxy.core.headers import end_to_end, with_via
+from proxy.core.results import Fwd
+from proxy.core.status import cache_status
+from proxy.epoch import EpochState
+from proxy.flights import Outcome, Request
+from proxy.metrics import Tally
+from proxy.responses import Responder, http_1_0
+from proxy.storage.tiered import TieredStore
+from proxy.upstream import AllUpstreamsFailed, UnsendableRequest, Upstreams
+
+__all__ = ["PassThrough"]
+
+_NO_CACHE = CacheControl()
+
+
+class PassThrough:
+    def __init__(
+        self,
+        *,
+        name: str,
+        upstreams: Upstreams,
+        store: TieredStore,
+        epoch: EpochState,
+        responder: Responder,
+        tally: Tally,
+        max_request_body: int,
+    ) -> None:
+        self.name, self.upstreams, self.store, self.epoch = name, upstreams, store, epoch
+        self.responder, self.tally, self.max_request_body = responder, tally, max_request_body
+
+    async def unsafe(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+        """An unsafe method on `key`'s URL: forwarded; on success, the URL's entries go."""
+        try:
+            body = await _read_body(receive, self.max_request_body)
+        except PayloadTooLarge as error:
+            await self.responder.send_error(send, error, cache_status(self.name, fwd="method"))
+            return
+        status = await self.forward(scope, send, scope["method"], scope["headers"], body)
+        if status is not None and 200 <= status < 400:
+            await self.store.delete(key)  # RFC 9111 §4.4
+
+    async def forward(
+        self,
+        scope: Scope,
+        send: Send,
+        method: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | None,
+    ) -> int | None:
+        """Send the client's request upstream and its answer back; the answer's status."""
+        # this client's own request, never stored: its fields go up as sent, trimmed of the
+        # white space the upstream client would refuse
+        trimmed = [(k, v.strip(b" \t")) for k, v in end_to_end(headers, drop=(b"host",))]
+        forwarded = with_via(trimmed, self.name)
+        safe = method in ("GET", "HEAD")
+        status = cache_status(self.name, fwd=Fwd.BYPASS if safe else "method")
+        try:
+            response = await self.upstreams.fetch(
+                method, _raw_target(scope), forwarded, body=body, failover_on_5xx=safe
+            )
+        except (AllUpstreamsFailed, UnsendableRequest) as error:
+            await self.responder.send_error(send, error, status)
+            return None
+        self.epoch.adopt(response.epoch)
+        # answered as the client asked: a HEAD that was fetched as a GET gets no body
+        request = Request(scope["method"], "", headers, _NO_CACHE)
+        outcome = Outcome(response=response, fwd=Fwd.BYPASS)
+        await self.responder.send_upstream(send, request, outcome, status, http_1_0(scope))
+        self.tally.count("pass", 0.0, len(response.body))
+        return response.status
+
+
+def _raw_target(scope: Scope) -> str:
+    raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    query = scope["query_string"].decode("latin-1")
+    return f"{raw}?{query}" if query else raw
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes", accepted=f"<= {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
