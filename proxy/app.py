@@ -33,7 +33,7 @@ from proxy.engine import Engine
 from proxy.epoch import EpochState
 from proxy.flights import Outcome, Request, describe
 from proxy.gate import Gate
-from proxy.hits import COLLAPSED, SPECIAL, HitPath
+from proxy.hits import COLLAPSED, RESERVED, SPECIAL, HitPath
 from proxy.http_client import AiohttpClient, HttpClient
 from proxy.metrics import ProxyMetrics
 from proxy.passthrough import PassThrough
@@ -120,7 +120,7 @@ class ProxyApp:
             coalesce_timeout=settings.coalesce_timeout_seconds,
             negative_ttl=settings.negative_ttl_seconds,
             max_object=settings.max_object_bytes,
-            relay_from=settings.relay_from_bytes,
+            relay_from=settings.relay_from_bytes or None,
         )
         self.fan_out = FanOut(
             Signer(settings.tree_signing_key) if settings.tree_signing_key else None,
@@ -151,7 +151,9 @@ class ProxyApp:
         self._exit: contextlib.AsyncExitStack | None = None
 
     def _prepare(self, value: Stored) -> Stored:
-        return prepare(value, self.name) if isinstance(value, Entry) else value
+        if isinstance(value, Entry) and value.serving is None:
+            return prepare(value, self.name)
+        return value
 
     # --- ASGI ------------------------------------------------------------------------------
 
@@ -229,6 +231,16 @@ class ProxyApp:
     # --- reads -----------------------------------------------------------------------------
 
     async def read(self, scope: Scope, send: Send) -> None:
+        reserved: str | None = scope.get(RESERVED)
+        if reserved is None:
+            await self._read(scope, send)
+            return
+        try:  # `proxy.protocol` reserved a flight for this request to lead
+            await self._read(scope, send)
+        finally:
+            self.engine.flights.release(reserved)  # if it never fetched
+
+    async def _read(self, scope: Scope, send: Send) -> None:
         started = time.perf_counter()
         key = self.hits.key(scope)
         if not isinstance(key, str):
@@ -255,7 +267,11 @@ class ProxyApp:
             method=scope["method"], key=key, headers=headers, cache_control=cache_control
         )
         collapsed: Outcome | None = scope.get(COLLAPSED)
-        if collapsed is not None and self.engine.flights.suits(request, collapsed):
+        if (
+            collapsed is not None
+            and not collapsed.retry
+            and self.engine.flights.suits(request, collapsed)
+        ):
             outcome, cached = collapsed, False  # it waited in `proxy.protocol` for this fetch
         else:
             outcome, cached = await self.engine.resolve(request)

@@ -13,6 +13,7 @@ served; a large cold answer is relayed to the waiters as it arrives and stored o
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
@@ -24,9 +25,16 @@ from proxy.core.frontier import is_frontier_path
 from proxy.core.headers import get_all, get_first, with_via
 from proxy.core.keys import variant_key
 from proxy.core.memo import remember
-from proxy.core.payloads import negative_headers, payload_hash, payload_problem
+from proxy.core.payloads import (
+    digest_problem,
+    negative_headers,
+    payload_hash,
+    payload_problem,
+    uncoded,
+)
 from proxy.core.policy import ErrorVerdict, Verdict, after_error, is_storable, lookup
 from proxy.core.results import Fwd, fwd_of
+from proxy.core.serving import prepare
 from proxy.core.shared import shared_request_headers
 from proxy.epoch import EpochState
 from proxy.flights import Flights, Outcome, Relay, Request
@@ -65,7 +73,7 @@ class Engine:
         coalesce_timeout: float,
         negative_ttl: int = 60,
         max_object: int = 64 * 1024 * 1024,
-        relay_from: int = 256 * 1024,
+        relay_from: int | None = None,
     ) -> None:
         self.name = name
         self.store = store
@@ -78,7 +86,7 @@ class Engine:
         self.max_object = max_object
         self.relay_from = relay_from
         self.flights = Flights(
-            timeout=coalesce_timeout, upstreams=upstreams.urls, on_wait=metrics.coalesced.inc
+            timeout=coalesce_timeout, upstreams=upstreams.urls, on_wait=metrics.answers.count_waiter
         )
         self._read_whole: dict[str, bool] = {}
         self._own_id = f"outpost-proxy {name}".encode()
@@ -162,6 +170,7 @@ class Engine:
             refreshed = entry.refreshed(response.headers, request_time, response_time, epoch)
             if digest is not None and refreshed.status != 200:
                 refreshed = self._negative(refreshed)
+            refreshed = prepare(refreshed, self.name)
             warning = get_first(response.headers, b"warning")
             if warning is not None:  # the upstream could not validate either: serve, keep stale
                 return Outcome(
@@ -185,7 +194,7 @@ class Engine:
             response.headers = negative_headers(response.headers, self.negative_ttl)
         if not self._storable(request, response):
             return Outcome(response=response, fwd=fwd)
-        fresh = make_entry(
+        fresh = self._entry(
             response.status, response.headers, response.body, request_time, response_time, epoch
         )
         variant = await self._put(key, request, fresh)
@@ -214,9 +223,13 @@ class Engine:
         relay = Relay(response.status, response.headers, response.length)
         outcome = Outcome(relay=relay, fwd=fwd, response=_status_only(response))
         result.set_result(outcome)
+        # a payload is hashed as it arrives: only the digest's last step waits for the end
+        hasher = hashlib.sha256() if digest is not None and uncoded(response.headers) else None
         try:
             async for chunk in response.rest:
                 relay.feed(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
         except UpstreamFailure as exc:
             return self._relay_failed(key, relay, response, str(exc), "connect", outcome)
         except BaseException:
@@ -224,25 +237,44 @@ class Engine:
             raise
         finally:
             await response.close()
-        body = relay.body()
-        self.metrics.upstream_bytes.inc(len(body))
+        self.metrics.upstream_bytes.inc(relay.received)
         problem = None
-        if len(body) != response.length:
-            problem = f"{len(body)} bytes where Content-Length said {response.length}"
+        if relay.received != response.length:
+            problem = f"{relay.received} bytes where Content-Length said {response.length}"
+        elif hasher is not None and digest is not None:
+            problem = digest_problem(digest, hasher.hexdigest())
         elif digest is not None:
             check = self._payload_check(digest)
-            problem = check(replace(response, body=body, rest=None))
+            problem = check(replace(response, body=relay.body(), rest=None))
         if problem is not None:
             return self._relay_failed(key, relay, response, problem, "integrity", outcome)
         relay.finish()
         self._read_whole.pop(key, None)
         if not self._storable(request, response):
             return outcome
-        fresh = make_entry(
-            response.status, response.headers, body, request_time, self.clock(), self.epoch.value
+        fresh = self._entry(
+            response.status,
+            response.headers,
+            relay.body(),
+            request_time,
+            self.clock(),
+            self.epoch.value,
         )
         variant = await self._put(key, request, fresh)
         return replace(outcome, entry=fresh, stored=True, variant=variant)
+
+    def _entry(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        request_time: int,
+        response_time: int,
+        epoch: int,
+    ) -> Entry:
+        """A new entry, with what it sends prepared once: every waiter is served from it."""
+        fresh = make_entry(status, headers, body, request_time, response_time, epoch)
+        return prepare(fresh, self.name)
 
     def _relay_failed(
         self,

@@ -2,8 +2,8 @@
 
 A request whose key is being fetched waits for that fetch here, whether it waits in the ASGI
 app (`Engine.resolve`) or below ASGI (`proxy.protocol`): one table, one bound on the wait
-(`coalesce_timeout_seconds`, then 504), one count (`outpost_proxy_coalesced_total`), one rule
-for whether the variant a fetch stored suits a waiter (`suits`).
+(`coalesce_timeout_seconds`, then 504), one count (`outpost_proxy_coalesced_waiters_total`),
+one rule for whether the variant a fetch stored suits a waiter (`suits`).
 
 A fetch runs as its own task, so a client that disconnects does not cancel it. Its `Outcome`
 is known once the answer's head is: a small answer is read whole first, a large one is handed
@@ -55,11 +55,32 @@ class Outcome:
     warning: bytes | None = None  # an upstream served this stale: passed on, never stored
     collapsed: bool = False  # answered by another request's fetch (RFC 9211 `collapsed`)
     variant: str | None = None  # the key `entry` was stored under (its variant's, if it varies)
+    retry: bool = False  # the flight was reserved but never fetched: ask again
+
+    def as_collapsed(self) -> Outcome:
+        """This outcome as each request that waited for it gets it; made once per fetch (a run
+        start's waiters number in the thousands)."""
+        copy: Outcome | None = self.__dict__.get("_collapsed")
+        if copy is None:
+            copy = replace(self, collapsed=True)
+            object.__setattr__(self, "_collapsed", copy)
+        return copy
 
 
 def describe(name: str, outcome: Outcome, cached: bool, now: int) -> tuple[str, bytes]:
     """The metric label and the Cache-Status entry of the proxy `name` for an answer served
-    from `outcome` (`cached`: from what was stored, without waiting for a fetch)."""
+    from `outcome` (`cached`: from what was stored, without waiting for a fetch). A fetched
+    outcome's does not change with time: it is worked out once for all its waiters."""
+    if not cached:
+        known: tuple[str, bytes] | None = outcome.__dict__.get("_described")
+        if known is None:
+            known = _describe(name, outcome, cached, now)
+            object.__setattr__(outcome, "_described", known)
+        return known
+    return _describe(name, outcome, cached, now)
+
+
+def _describe(name: str, outcome: Outcome, cached: bool, now: int) -> tuple[str, bytes]:
     entry = outcome.entry
     served = Served(
         fwd=outcome.fwd,
@@ -124,7 +145,7 @@ class Relay:
             ready = len(self._chunks)
             if not self._done and self.received >= self.length:
                 ready -= 1  # complete but not yet checked: the last bytes wait for `finish`
-            while sent < ready:
+            while sent < ready:  # chunk by chunk: joining them would copy every byte again
                 yield self._chunks[sent]
                 sent += 1
                 if self._broken is not None:
@@ -134,6 +155,7 @@ class Relay:
             await asyncio.shield(self._more)  # a reader that leaves must not cancel the others'
 
 
+_RETRY = Outcome(retry=True)
 Fetch = Callable[[asyncio.Future[Outcome]], Coroutine[Any, Any, Outcome]]
 
 
@@ -158,17 +180,52 @@ class Flights:
             self._start(key, fwd, fetch, flight.result)
         else:
             self._on_wait()
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(flight.result), self.timeout)
-        except TimeoutError:
+        result = flight.result
+        if not result.done() and not await self._wait(result):
             return self.waited_too_long(fwd)
-        return outcome if leader else replace(outcome, collapsed=True)
+        outcome = result.result()
+        return outcome if leader else outcome.as_collapsed()
+
+    async def _wait(self, result: asyncio.Future[Outcome]) -> bool:
+        """Wait for `result` at most `timeout`, without cancelling it if this request goes
+        (what `wait_for(shield(...))` does, at a fraction of its cost per waiter); whether it
+        is done."""
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        timer = loop.call_later(self.timeout, wake)
+        result.add_done_callback(wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            result.remove_done_callback(wake)
+        return result.done()
 
     def start(self, key: str, fwd: Fwd, fetch: Fetch) -> None:
         """Fetch `key` in the background (stale-while-revalidate), unless already under way."""
         flight, leader = self._table.join(key)
         if leader:
             self._start(key, fwd, fetch, flight.result)
+
+    def reserve(self, key: str) -> bool:
+        """Hold the flight for `key` for the request about to lead it (`proxy.protocol`
+        reserves it when the request's head arrives, before its ASGI task has run, so the
+        requests for the key in the same burst wait for its fetch); it must `join` or
+        `release` it. False when a flight is in the air already."""
+        return self._table.reserve(key)
+
+    def release(self, key: str) -> None:
+        """The request that reserved `key` is done; if it never fetched (the shared tier had
+        the answer, or it failed first), those waiting are told to ask again."""
+        flight = self._table.flights.get(key)
+        if flight is not None and not flight.started:
+            self._table.land(key)
+            flight.result.set_result(_RETRY)
 
     def watch(self, key: str) -> asyncio.Future[Outcome] | None:
         """The flight in the air for `key`, joined as a waiter (for `proxy.protocol`, which
@@ -182,7 +239,7 @@ class Flights:
     def settled(self, watched: asyncio.Future[Outcome]) -> Outcome:
         """What a request that `watch`ed gets once the fetch landed or `timeout` passed."""
         if watched.done() and not watched.cancelled():
-            return replace(watched.result(), collapsed=True)
+            return watched.result().as_collapsed()
         return self.waited_too_long(Fwd.MISS)  # only misses are watched
 
     def waited_too_long(self, fwd: Fwd) -> Outcome:

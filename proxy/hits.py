@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from outpost.errors import BadRequest
 from proxy.core.directives import parse_cache_control
-from proxy.core.entry import Entry
+from proxy.core.entry import SECOND, Entry
 from proxy.core.headers import Headers
 from proxy.core.keys import primary_key, variant_key
 from proxy.core.memo import remember
@@ -34,12 +34,14 @@ from proxy.metrics import Tally
 from proxy.storage.base import Stored, VaryMarker
 from proxy.storage.memory import MemoryStore
 
-__all__ = ["COLLAPSED", "SPECIAL", "HitPath"]
+__all__ = ["COLLAPSED", "RESERVED", "SPECIAL", "HitPath"]
 
 KEY_MEMO_LIMIT = 100_000
 # Scope key under which `proxy.protocol` hands over the outcome of the fetch a request waited
 # for below ASGI, when it cannot answer the request itself.
 COLLAPSED = "outpost.collapsed"
+# Scope key naming the flight `proxy.protocol` reserved for the request to lead.
+RESERVED = "outpost.reserved"
 # Request fields that can change what a stored entry answers.
 SPECIAL = frozenset(
     {
@@ -148,12 +150,13 @@ class HitPath:
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         client: tuple[str, int] | None,
-    ) -> asyncio.Future[Outcome] | None:
-        """Below ASGI: the fetch already in flight that a GET or HEAD of `target`, with
-        nothing of it in memory, would wait for in the engine, joined as a waiter; or None
-        when the request must go through the ASGI app. At a run start hundreds of a node's
-        clients ask for the run's new resolve URL at once; they wait for its one fetch here,
-        instead of each going through a request cycle.
+    ) -> asyncio.Future[Outcome] | str | None:
+        """Below ASGI, for a GET or HEAD of `target` with nothing of it in memory: the fetch
+        already in flight, joined as a waiter (a future); or, when there is none, the key of
+        the flight reserved for this request to lead (a str: the ASGI app must `join` or
+        `release` it); None when the request is not one to wait for. At a run start hundreds
+        of a node's clients ask for the run's new resolve URL within a millisecond; they wait
+        for its one fetch here, instead of each going through a request cycle.
 
         Only a request without directives or validators waits here, and only when nothing is
         stored for its key: a stale entry may be served while it is revalidated."""
@@ -161,7 +164,16 @@ class HitPath:
         if key is None or any(k in SPECIAL for k, _ in headers):
             return None
         key, stored = self._in_memory(key, headers)
-        return self.flights.watch(key) if stored is None else None
+        if stored is not None:
+            return None
+        flight = self.flights.watch(key)
+        if flight is not None:
+            return flight
+        return key if self.flights.reserve(key) else None
+
+    def release(self, reserved: str) -> None:
+        """A flight `watch` reserved that no request will lead after all."""
+        self.flights.release(reserved)
 
     def settled(self, watched: asyncio.Future[Outcome]) -> Outcome:
         return self.flights.settled(watched)
@@ -189,11 +201,22 @@ class HitPath:
         entry = self.fresh_entry(key, headers, [], now)
         if entry is None or entry.body is not fetched.body:
             return None
-        _, status = describe(self.name, outcome, False, now)
         body = b"" if head else entry.body
-        fields = entry_headers(entry, now, status, self.name, self.epoch.value)
         self.tally.count_fast_collapsed(time.perf_counter() - started, len(body))
-        return response_head(entry.status, fields), body
+        return self._collapsed_head(outcome, entry, now), body
+
+    def _collapsed_head(self, outcome: Outcome, entry: Entry, now: int) -> bytes:
+        """The response head for the waiters of `outcome`, made once per second of age and
+        epoch: a run start's waiters for one URL all get the same bytes."""
+        epoch = self.epoch.value
+        moment = (entry.age(now) // SECOND, epoch)
+        memo: tuple[tuple[int, int], Entry, bytes] | None = outcome.__dict__.get("_head")
+        if memo is not None and memo[0] == moment and memo[1] is entry:
+            return memo[2]
+        _, status = describe(self.name, outcome, False, now)
+        head = response_head(entry.status, entry_headers(entry, now, status, self.name, epoch))
+        object.__setattr__(outcome, "_head", (moment, entry, head))
+        return head
 
     def _in_memory(self, key: str, headers: Headers) -> tuple[str, Stored | None]:
         """The key the request's variant is stored under and what memory holds there: a

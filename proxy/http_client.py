@@ -32,7 +32,7 @@ __all__ = [
     "UpstreamUnreachable",
 ]
 
-READ_CHUNK = 256 * 1024
+
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[\t\x20-\x7e]*")
 _TARGET = re.compile(r"/[\x21-\x7e]*")

@@ -44,7 +44,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from outpost.connections import LimitedProtocol
 from proxy.flights import Outcome
-from proxy.hits import COLLAPSED, HitPath
+from proxy.hits import COLLAPSED, RESERVED, HitPath
 
 __all__ = ["HitProtocol", "find_hit_path"]
 
@@ -66,6 +66,7 @@ class HitProtocol(LimitedProtocol):
         self.proxy = find_hit_path(self.app)
         self.answered = False  # the current request was answered by the hit path
         self.pending: asyncio.Future[Outcome] | None = None  # the fetch it is to wait for
+        self.reserved: str | None = None  # the key of the flight it is to lead
 
     def on_head_accepted(self) -> None:
         self.answered = False
@@ -82,11 +83,20 @@ class HitProtocol(LimitedProtocol):
                     self.timeout_keep_alive, self.timeout_keep_alive_handler
                 )
                 return
-            self.pending = proxy.watch(self.url, self.headers, self.client)
-        super().on_head_accepted()  # makes the cycle; `_start_asgi_task` takes `pending`
-        self.pending = None
+            watched = proxy.watch(self.url, self.headers, self.client)
+            if isinstance(watched, str):
+                self.reserved = watched
+            else:
+                self.pending = watched
+        super().on_head_accepted()  # makes the cycle; `_start_asgi_task` takes both
+        if self.reserved is not None and proxy is not None:  # no task took it: let it go
+            proxy.release(self.reserved)
+        self.pending = self.reserved = None
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if self.reserved is not None:
+            cycle.scope[RESERVED] = self.reserved  # type: ignore[literal-required]
+            self.reserved = None
         pending, self.pending = self.pending, None
         if pending is None or app is not self.app or self.proxy is None:
             super()._start_asgi_task(cycle, app)

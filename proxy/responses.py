@@ -21,9 +21,9 @@ from starlette.types import Scope, Send
 
 from outpost.errors import BadGateway, OutpostError
 from proxy.core.epochs import EPOCH_HEADER
-from proxy.core.headers import get_first, with_via
+from proxy.core.headers import get_all, get_first, with_via
 from proxy.core.serving import entry_headers
-from proxy.core.status import cache_status
+from proxy.core.status import cache_status, chain
 from proxy.core.validators import not_modified
 from proxy.epoch import EpochState
 from proxy.flights import Outcome, RelayBroken, Request
@@ -104,7 +104,9 @@ class Responder:
     ) -> None:
         relay = outcome.relay
         assert relay is not None
-        headers = self._relayed_headers(relay.headers, outcome.collapsed, status)
+        fields = [(k, v) for k, v in relay.headers if k not in _LENGTH]
+        upstream = b", ".join(get_all(fields, b"cache-status")) or None
+        headers = self._relayed_headers(fields, outcome.collapsed, chain(upstream, status))
         headers.append((b"content-length", b"%d" % relay.length))
         start = {"type": "http.response.start", "status": relay.status, "headers": headers}
         await send(start)

@@ -40,8 +40,9 @@ class ProxySettings:
     redis_retry_seconds: float = 5.0
     cache_size: int = 512 * 1024 * 1024
     max_object_bytes: int = 64 * 1024 * 1024
-    # Answers at least this large (with a Content-Length) reach waiters while they arrive.
-    relay_from_bytes: int = 256 * 1024
+    # Answers at least this large (with a Content-Length) reach waiters while they arrive;
+    # 0: off (the default until relaying to many concurrent clients is fixed, see docs).
+    relay_from_bytes: int = 0
     stale_if_error_seconds: float = 86_400.0
     # Longest a negative answer for a payload URL (a 404 while it is being uploaded) is kept.
     negative_ttl_seconds: int = 60
@@ -112,7 +113,6 @@ class ProxySettings:
         for name in (
             "cache_size",
             "max_object_bytes",
-            "relay_from_bytes",
             "flush_concurrency",
             "heartbeat_seconds",
             "keepalive_seconds",

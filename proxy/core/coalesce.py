@@ -20,6 +20,7 @@ class Flight(Generic[T]):
     key: str
     result: T
     waiters: int = 0
+    started: bool = True  # False: reserved for a request that has not fetched yet
 
 
 @dataclass
@@ -31,11 +32,23 @@ class FlightTable(Generic[T]):
         """The flight for `key` and whether the caller leads it (and so must fetch)."""
         flight = self.flights.get(key)
         if flight is not None:
+            if not flight.started:  # reserved: the first to join leads it
+                flight.started = True
+                return flight, True
             flight.waiters += 1
             return flight, False
         flight = Flight(key, self.new_flight())
         self.flights[key] = flight
         return flight, True
+
+    def reserve(self, key: str) -> bool:
+        """Hold the flight for `key` for a request that will lead it once it gets to run
+        (requests arriving meanwhile wait for it instead of each starting a fetch of its own);
+        False when a flight is in the air already."""
+        if key in self.flights:
+            return False
+        self.flights[key] = Flight(key, self.new_flight(), started=False)
+        return True
 
     def wait(self, key: str) -> Flight[T] | None:
         """The flight for `key`, joined as a waiter, if one is in the air; never starts one."""

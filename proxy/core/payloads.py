@@ -47,8 +47,22 @@ def payload_problem(
     decoded = _decoded(headers, body, limit=limit)
     if isinstance(decoded, str):
         return decoded
-    actual = hashlib.sha256(decoded).hexdigest()
+    return digest_problem(expected, hashlib.sha256(decoded).hexdigest())
+
+
+def digest_problem(expected: str, actual: str) -> str | None:
+    """Why a payload whose bytes hash to `actual` is not the payload `expected`, or None."""
     return None if actual == expected else f"payload body hashes to {actual}, not {expected}"
+
+
+def uncoded(headers: Headers) -> bool:
+    """Whether an answer's body is its bytes as they are (no content coding to undo first):
+    such a body can be hashed as it arrives."""
+    return all(
+        token.strip().lower() in (b"", b"identity")
+        for value in get_all(headers, b"content-encoding")
+        for token in value.split(b",")
+    )
 
 
 def negative_headers(headers: Headers, negative_ttl: int) -> list[tuple[bytes, bytes]]:

@@ -73,7 +73,7 @@ def upstreams(stack: Stack) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def node(stack: Stack, upstreams: tuple[str, str]) -> Server:
-    return stack.proxy("node", list(upstreams))
+    return stack.proxy("node", list(upstreams), env={"OUTPOST_PROXY_RELAY_FROM_BYTES": "256KiB"})
 
 
 def count(url: str) -> int:
