@@ -127,6 +127,10 @@ class ProxySettings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")
+        if self.relay_from_bytes < 0:
+            raise SettingsError(
+                f"proxy.relay_from_bytes={self.relay_from_bytes}: expected 0 (off) or a size"
+            )
         try:
             Destinations(self.forward_destinations)
         except ValueError as exc:
