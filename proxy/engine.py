@@ -252,6 +252,7 @@ class Engine:
         self._read_whole.pop(key, None)
         if not self._storable(request, response):
             return outcome
+        await asyncio.sleep(0)  # the readers send the last bytes before the body is joined
         fresh = self._entry(
             response.status,
             response.headers,

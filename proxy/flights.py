@@ -142,15 +142,18 @@ class Relay:
         while True:
             if self._broken is not None:
                 raise RelayBroken(self._broken)
+            done = self._done  # before counting: no chunk arrives after `finish`
             ready = len(self._chunks)
-            if not self._done and self.received >= self.length:
+            if not done and self.received >= self.length:
                 ready -= 1  # complete but not yet checked: the last bytes wait for `finish`
-            while sent < ready:  # chunk by chunk: joining them would copy every byte again
-                yield self._chunks[sent]
-                sent += 1
-                if self._broken is not None:
-                    raise RelayBroken(self._broken)
-            if self._done:
+            if sent < ready:
+                while sent < ready:  # chunk by chunk: joining them would copy every byte again
+                    yield self._chunks[sent]
+                    sent += 1
+                    if self._broken is not None:
+                        raise RelayBroken(self._broken)
+                continue  # more may have arrived, or `finish` come, while this reader sent
+            if done:
                 return
             await asyncio.shield(self._more)  # a reader that leaves must not cancel the others'
 

@@ -178,8 +178,12 @@ class _Body:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self.response.content
         try:
-            while chunk := await content.readany():
-                yield chunk
+            while True:  # a chunk as it was received: `readany` would join what is buffered
+                chunk, _ = await content.readchunk()
+                if chunk:
+                    yield chunk
+                elif content.at_eof():  # else the end of one chunk of a chunked body
+                    return
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             self.response.close()
             raise UpstreamTimeout(f"reading the body: {type(exc).__name__}") from None

@@ -41,8 +41,8 @@ class ProxySettings:
     cache_size: int = 512 * 1024 * 1024
     max_object_bytes: int = 64 * 1024 * 1024
     # Answers at least this large (with a Content-Length) reach waiters while they arrive;
-    # 0: off (the default until relaying to many concurrent clients is fixed, see docs).
-    relay_from_bytes: int = 0
+    # smaller ones are read whole first, so a failed check can fail over within the fetch. 0: off.
+    relay_from_bytes: int = 1024 * 1024
     stale_if_error_seconds: float = 86_400.0
     # Longest a negative answer for a payload URL (a 404 while it is being uploaded) is kept.
     negative_ttl_seconds: int = 60

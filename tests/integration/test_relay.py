@@ -105,9 +105,11 @@ def test_a_body_that_fails_its_hash_never_reaches_a_client_whole_and_the_next_fa
     upstreams: tuple[str, str], node: Server
 ) -> None:
     first, second = upstreams
-    httpx.post(f"{first}/mode/corrupt")
+    httpx.post(f"{first}/mode/hold+corrupt")
+    clients = [start_get(node.url, 1) for _ in range(4)]  # all reading the one relayed body
+    httpx.post(f"{first}/release")
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        broken = list(pool.map(lambda _: start_get(node.url, 0).rest(), range(4)))
+        broken = list(pool.map(Relayed.rest, clients))
     for body in broken:
         assert len(body) < SIZE  # closed before the declared length: not taken for whole
         assert BODY.startswith(body)  # and what did arrive was the upstream's bytes

@@ -167,6 +167,37 @@ def test_a_relay_holds_back_only_the_bytes_that_complete_it_until_it_is_finished
     run(test)
 
 
+def test_a_reader_busy_sending_when_the_relay_completes_still_gets_every_byte() -> None:
+    """A slow client: its reader is suspended in a send while the rest arrives and the relay
+    is finished; it must then send the rest, not stop at what it had counted before."""
+
+    async def test() -> None:
+        relay = Relay(200, [], 8)
+        sending = asyncio.Event()
+        sent = asyncio.Event()
+        seen: list[bytes] = []
+
+        async def slow_reader() -> None:
+            async for chunk in relay.chunks():
+                seen.append(chunk)
+                if len(seen) == 1:
+                    sending.set()
+                    await sent.wait()  # a send to a slow socket
+
+        relay.feed(b"ab")
+        task = asyncio.create_task(slow_reader())
+        await sending.wait()
+        relay.feed(b"cd")
+        relay.feed(b"ef")
+        relay.feed(b"gh")
+        relay.finish()
+        sent.set()
+        await asyncio.wait_for(task, 1)
+        assert b"".join(seen) == b"abcdefgh"
+
+    run(test)
+
+
 def test_a_failed_relay_ends_every_reader_with_an_error() -> None:
     async def test() -> None:
         relay = Relay(200, [], 100)

@@ -124,6 +124,36 @@ def test_a_coded_body_comes_back_as_the_upstream_coded_it() -> None:
     run(lambda head: ok(coded, "Content-Encoding: gzip"), test)
 
 
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b""),
+        (b'HTTP/1.1 304 Not Modified\r\netag: "a"\r\n\r\n', b""),
+        (ok(b""), b""),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n", b""),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n4\r\ndefg\r\n1\r\nh\r\n0\r\n\r\n",
+            b"abcdefgh",
+        ),
+    ],
+    ids=["204", "304", "empty", "chunked-empty", "chunked"],
+)
+def test_every_body_ends_empty_or_chunked(answer: bytes, body: bytes) -> None:
+    """A body is read to its end whatever its framing, and reading it again gives nothing
+    (an empty body once looped forever here)."""
+
+    async def test(client: AiohttpClient, server: WireServer) -> None:
+        for _ in range(2):  # the second on the kept-alive connection
+            response = await client.send("GET", server.url, "/x", [], None)
+            chunks = [chunk async for chunk in response.chunks]
+            assert b"".join(chunks) == body
+            assert [chunk async for chunk in response.chunks] == []
+            await response.aclose()
+
+    run(lambda head: answer, test)
+
+
 def test_connections_are_kept_alive_between_requests() -> None:
     async def test(client: AiohttpClient, server: WireServer) -> None:
         for _ in range(5):

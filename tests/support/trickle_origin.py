@@ -5,7 +5,8 @@
 - `good`: the whole body;
 - `hold`: the first part, then nothing until `POST /release`, then the rest;
 - `corrupt`: the right length, but the last byte is wrong;
-- `cut`: half the body, then the connection is dropped.
+- `cut`: half the body, then the connection is dropped;
+- modes joined with `+` combine (`hold+corrupt`).
 
 `/count` tells how many payload GETs arrived. Run as
 `python -m uvicorn --app-dir tests/support trickle_origin:app`.
@@ -56,8 +57,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _answer(send, 404, b"no such payload")
         return
     state["count"] = int(str(state["count"])) + 1
-    mode = state["mode"]
-    if mode == "corrupt":
+    mode = set(str(state["mode"]).split("+"))
+    if "corrupt" in mode:
         body = body[:-1] + bytes([body[-1] ^ 0xFF])
     headers = [
         (b"content-type", b"application/octet-stream"),
@@ -66,11 +67,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     for offset in range(0, len(body), PART):
-        if mode == "cut" and offset >= len(body) // 2:
+        if "cut" in mode and offset >= len(body) // 2:
             raise ConnectionAbortedError("cut on purpose")  # uvicorn drops the connection
         part = body[offset : offset + PART]
         await send({"type": "http.response.body", "body": part, "more_body": True})
-        if mode == "hold" and offset == 0:
+        if "hold" in mode and offset == 0:
             await released.wait()
     await send({"type": "http.response.body", "body": b""})
 
