@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HOST, free_port, outpost_command
+from harness import HOST, free_port, outpost_command, varnish_command
 from hit_throughput import Server, group_cpu_seconds, start_server, stop_server
 from wrk import BenchmarkError
 
@@ -233,12 +233,9 @@ def start_cache(
             return start_server(name, command, port, root / "nginx.out", pin, own_logs=own)
         if name == "varnish":
             varnishd = find_peer("varnishd")
-            work = root / "varnish"
-            work.mkdir()
-            command = [varnishd, "-F", "-a", f"{HOST}:{port}", "-b", f"{HOST}:{origin_port}"]
-            command += ["-s", "malloc,256m", "-n", str(work), "-p", "listen_depth=4096"]
-            if os.geteuid() == 0:
-                command += ["-j", "none"]  # no jail users needed for a throw-away instance
+            command = varnish_command(
+                varnishd, root / "varnish", port=port, origin_port=origin_port
+            )
             return start_server(name, command, port, root / "varnish.out", pin)
     except PeerMissing as exc:
         progress(args, f"skipping {name}: {exc}")

@@ -1,5 +1,5 @@
 """What the benchmark scripts share besides wrk: the `outpost` command, a clean environment,
-free loopback ports and log tails."""
+free loopback ports, log tails and the varnishd command line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from wrk import BenchmarkError
 
-__all__ = ["HOST", "clean_environment", "free_port", "outpost_command", "tail"]
+__all__ = ["HOST", "clean_environment", "free_port", "outpost_command", "tail", "varnish_command"]
 
 HOST = "127.0.0.1"
 
@@ -41,3 +41,16 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def varnish_command(
+    varnishd: str, work: Path, *, port: int, origin_port: int, storage_mb: int = 256
+) -> list[str]:
+    """`varnishd` in the foreground on HOST:`port`, its builtin VCL in front of
+    HOST:`origin_port`, a `storage_mb` MiB malloc cache; creates `work`, its working directory."""
+    work.mkdir(parents=True)
+    command = [varnishd, "-F", "-a", f"{HOST}:{port}", "-b", f"{HOST}:{origin_port}"]
+    command += ["-s", f"malloc,{storage_mb}m", "-n", str(work), "-p", "listen_depth=4096"]
+    if os.geteuid() == 0:
+        command += ["-j", "none"]  # no jail users needed for a throw-away instance
+    return command

@@ -1,29 +1,35 @@
-"""Cache-hit throughput of `outpost proxy` against squid, both in front of the same origin.
+"""Cache-hit throughput of `outpost proxy` against squid and varnish, all in front of the same
+origin.
 
 What it measures: requests per second, transfer rate and p99 latency of *cache hits* on
 ``GET /v1/payloads/{sha256}`` (``Cache-Control: public, max-age=31536000, immutable``), for
 payloads of given sizes (default 1 KiB, 100 KiB and 1 MiB), served
 
-- by ``outpost proxy`` (its memory cache, 512 MiB by default), and
+- by ``outpost proxy`` (its memory cache, 512 MiB by default),
 - by squid (the distribution's ``/usr/sbin/squid``) run as an accelerator (reverse proxy) with
-  a 512 MB memory cache and no disk cache,
+  a 512 MB memory cache and no disk cache, and
+- by varnish (the distribution's ``varnishd``, its builtin VCL, ``-b ORIGIN``) with a 512 MiB
+  ``malloc`` storage,
 
-and the ratio outpost/squid of the requests per second. The requirement is that the ratio is
-above 1: a node proxy must serve hits faster than the squid it replaces.
+and the ratios outpost/squid and outpost/varnish of the requests per second. The requirement
+is that the ratio to squid is above 1: a node proxy must serve hits faster than the squid it
+replaces. ``--peers`` chooses the peers (default both); a peer that is not installed is skipped
+with a message on stderr.
 
-How, so that the ratio means something: same machine, same run, same load generator, same
+How, so that the ratios mean something: same machine, same run, same load generator, same
 origin, same URL path. One temporary directory holds a sqlite database built with
 ``outpost db load`` (one random payload per size, from a fixed seed, each under its own tag),
-one ``outpost origin``, one ``outpost proxy`` and one squid, each on a free ``127.0.0.1`` port,
-each in its own process group, all stopped (SIGTERM, then SIGKILL) when the run ends, however
-it ends. For each size, both caches are warmed with plain GETs on fresh connections until the
-answers are hits (``Cache-Status: ...; hit`` for outpost, ``X-Cache: HIT`` for squid); then,
-outpost first and squid second, a short wrk warm-up run and the measurement,
+one ``outpost origin``, one ``outpost proxy``, one squid and one varnishd, each on a free
+``127.0.0.1`` port, each in its own process group, all stopped (SIGTERM, then SIGKILL) when the
+run ends, however it ends. For each size, every cache is warmed with plain GETs on fresh
+connections until the answers are hits (``Cache-Status: ...; hit`` for outpost,
+``X-Cache: HIT`` for squid, two transaction numbers in ``X-Varnish`` for varnish); then,
+outpost first, squid second and varnish third, a short wrk warm-up run and the measurement,
 ``wrk -t1 -c{connections} -d{duration}s --latency``. wrk is pinned to CPU 1 with ``taskset``;
 with ``--pin`` (the default) the server under test is pinned to CPU 0, so each side gets one
 core and wrk the other. With ``--proxy-workers 2`` outpost is *not* pinned (two workers on one
-core would only compete): it then shares both cores with wrk while squid keeps one, which
-favours neither cleanly, so compare such runs with care.
+core would only compete): it then shares both cores with wrk while squid and varnish keep one,
+which favours neither cleanly, so compare such runs with care.
 
 Hits are checked, not assumed: the origin's request counter for ``/v1/payloads`` is read before
 and after each measurement, and any request that reached the origin during one is reported
@@ -37,11 +43,11 @@ Usage::
 
     .venv/bin/python benchmarks/hit_throughput.py [--duration 10] [--connections 64]
         [--proxy-workers 1] [--proxy-server uvicorn|granian] [--sizes 1KiB,100KiB,1MiB]
-        [--warmup 2] [--no-pin] [--json]
+        [--peers squid,varnish] [--warmup 2] [--no-pin] [--json]
 
 Exit status: 0 when every measurement saw only 2xx/3xx answers, no socket errors and no
 request reaching the origin; 1 otherwise; 2 when the benchmark could not run (a server did not
-start, a cache would not hit, wrk or squid missing, wrk's output unreadable).
+start, a cache would not hit, wrk missing, no peer installed, wrk's output unreadable).
 """
 
 from __future__ import annotations
@@ -68,7 +74,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import HOST, clean_environment, free_port, outpost_command, tail
+from harness import HOST, clean_environment, free_port, outpost_command, tail, varnish_command
 from wrk import (
     WRK_CPU,
     BenchmarkError,
@@ -81,7 +87,7 @@ from wrk import (
     wrk_version,
 )
 
-from loadtest.peers import prepare_squid
+from loadtest.peers import PeerMissing, find_peer, prepare_squid
 
 SERVER_CPU = 0
 HEALTH_PATH = "/_outpost/healthz"
@@ -98,7 +104,7 @@ _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
 _ORIGIN_PAYLOADS = re.compile(
     r'^outpost_origin_requests_total\{[^}]*route="/v1/payloads"[^}]*\}\s+([0-9.e+]+)\s*$', re.M
 )
-SERVERS = ("outpost", "squid")
+PEERS = ("squid", "varnish")
 
 
 # --- sizes and the database ------------------------------------------------------------------
@@ -290,6 +296,17 @@ def squid_hit(status: str) -> bool:
     return status.upper().startswith("HIT")
 
 
+def varnish_status(response: httpx.Response) -> str:
+    return str(response.headers.get("x-varnish", ""))
+
+
+def varnish_hit(status: str) -> bool:
+    """`32770 3`: this request's transaction and the one that stored the object (a miss has
+    only the first)."""
+    numbers = status.split()
+    return len(numbers) == 2 and all(n.isdigit() for n in numbers)
+
+
 @dataclass(frozen=True)
 class CacheProbe:
     header: Callable[[httpx.Response], str]
@@ -299,6 +316,7 @@ class CacheProbe:
 PROBES = {
     "outpost": CacheProbe(outpost_status, outpost_hit),
     "squid": CacheProbe(squid_status, squid_hit),
+    "varnish": CacheProbe(varnish_status, varnish_hit),
 }
 
 
@@ -355,18 +373,20 @@ class Measurement:
 @dataclass
 class SizeResult:
     payload: Payload
-    runs: dict[str, Measurement]
+    runs: dict[str, Measurement]  # outpost, then the peers measured, in that order
 
-    @property
-    def ratio(self) -> float | None:
-        squid = self.runs["squid"].result.requests_per_sec
-        return self.runs["outpost"].result.requests_per_sec / squid if squid else None
+    def ratio(self, peer: str) -> float | None:
+        """outpost/`peer` in requests per second; None when the peer was not measured."""
+        run = self.runs.get(peer)
+        if run is None or not run.result.requests_per_sec:
+            return None
+        return self.runs["outpost"].result.requests_per_sec / run.result.requests_per_sec
 
 
 @dataclass
 class Setup:
     wrk: str
-    squid: str
+    peers: dict[str, str]  # the peers to measure, in order: name -> program
     pin_wrk: bool
     pin_servers: bool
 
@@ -413,6 +433,31 @@ def measure(
         wrk_cpu_percent=100.0 * wrk_cpu / seconds,
         warm_statuses=warm_statuses,
     )
+
+
+def start_peer(
+    name: str, program: str, root: Path, origin_port: int, largest: int, pin: bool
+) -> Server:
+    """squid or varnish on a free port in front of the origin, with a CACHE_MB memory cache."""
+    port = free_port()
+    cpu = SERVER_CPU if pin else None
+    if name == "squid":
+        conf = prepare_squid(
+            root / "squid",
+            port=port,
+            parent_port=origin_port,
+            name="outpost-bench",
+            object_mb=max(8, 2 * math.ceil(largest / _MIB)),
+        )
+        command = [program, "-N", "-f", str(conf)]
+        own = [conf.parent / "cache.log"]
+        return start_server(name, command, port, root / "squid.out", cpu, own_logs=own)
+    if name == "varnish":
+        command = varnish_command(
+            program, root / "varnish", port=port, origin_port=origin_port, storage_mb=CACHE_MB
+        )
+        return start_server(name, command, port, root / "varnish.out", cpu)
+    raise ValueError(name)
 
 
 def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
@@ -464,35 +509,22 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
             )
             servers.append(outpost)
 
-            squid_port = free_port()
             largest = max(p.size for p in payloads)
-            conf = prepare_squid(
-                root / "squid",
-                port=squid_port,
-                parent_port=origin_port,
-                name="outpost-bench",
-                object_mb=max(8, 2 * math.ceil(largest / _MIB)),
-            )
-            progress(
-                args, f"starting squid ({'pinned to CPU 0' if setup.pin_servers else 'not pinned'})"
-            )
-            squid = start_server(
-                "squid",
-                [setup.squid, "-N", "-f", str(conf)],
-                squid_port,
-                root / "squid.out",
-                SERVER_CPU if setup.pin_servers else None,
-                own_logs=[conf.parent / "cache.log"],
-            )
-            servers.append(squid)
-            wait_ready(client, outpost, args.startup_timeout)
-            wait_ready(client, squid, args.startup_timeout)
+            pinning = "pinned to CPU 0" if setup.pin_servers else "not pinned"
+            peers = []
+            for name, program in setup.peers.items():
+                progress(args, f"starting {name} ({pinning})")
+                peer = start_peer(name, program, root, origin_port, largest, setup.pin_servers)
+                servers.append(peer)
+                peers.append(peer)
+            for server in (outpost, *peers):
+                wait_ready(client, server, args.startup_timeout)
 
             for payload in payloads:
-                statuses = {s.name: warm(client, s, payload) for s in (outpost, squid)}
+                statuses = {s.name: warm(client, s, payload) for s in (outpost, *peers)}
                 runs = {
                     s.name: measure(args, setup, client, origin, s, payload, statuses[s.name])
-                    for s in (outpost, squid)
+                    for s in (outpost, *peers)
                 }
                 results.append(SizeResult(payload, runs))
         finally:
@@ -505,24 +537,16 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
 
 
 def render_table(results: Sequence[SizeResult]) -> str:
-    header = (
-        "size",
-        "outpost req/s",
-        "MiB/s",
-        "p99 ms",
-        "cpu%",
-        "wrk%",
-        "squid req/s",
-        "MiB/s",
-        "p99 ms",
-        "cpu%",
-        "wrk%",
-        "outpost/squid",
-    )
+    servers = list(results[0].runs) if results else ["outpost"]
+    peers = servers[1:]
+    header = ["size"]
+    for name in servers:
+        header += [f"{name} req/s", "MiB/s", "p99 ms", "cpu%", "wrk%"]
+    header += [f"outpost/{peer}" for peer in peers]
     rows = []
     for r in results:
         cells = [r.payload.label]
-        for name in SERVERS:
+        for name in servers:
             m = r.runs[name]
             cells += [
                 f"{m.result.requests_per_sec:.0f}",
@@ -531,8 +555,10 @@ def render_table(results: Sequence[SizeResult]) -> str:
                 f"{m.cpu_percent:.0f}",
                 f"{m.wrk_cpu_percent:.0f}",
             ]
-        cells.append(f"{r.ratio:.2f}" if r.ratio is not None else "-")
-        rows.append(tuple(cells))
+        for peer in peers:
+            ratio = r.ratio(peer)
+            cells.append(f"{ratio:.2f}" if ratio is not None else "-")
+        rows.append(cells)
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = []
     for row in (header, *rows):
@@ -546,8 +572,7 @@ def render_table(results: Sequence[SizeResult]) -> str:
 def problems(results: Sequence[SizeResult]) -> list[str]:
     found = []
     for r in results:
-        for name in SERVERS:
-            m = r.runs[name]
+        for name, m in r.runs.items():
             if m.result.non_2xx_3xx:
                 found.append(f"{r.payload.label} {name}: {m.result.non_2xx_3xx} non-2xx/3xx")
             for kind, count in asdict(m.result.socket_errors).items():
@@ -568,10 +593,10 @@ def to_json(config: dict[str, Any], results: Sequence[SizeResult]) -> dict[str, 
             "size": r.payload.label,
             "bytes": r.payload.size,
             "path": r.payload.path,
-            "ratio_rps": r.ratio,
+            "ratio_rps": r.ratio("squid"),  # outpost/squid, the requirement
+            "ratio_rps_varnish": r.ratio("varnish"),
         }
-        for name in SERVERS:
-            m = r.runs[name]
+        for name, m in r.runs.items():
             entry[name] = {
                 "url": m.url,
                 **asdict(m.result),
@@ -592,9 +617,11 @@ def to_json(config: dict[str, Any], results: Sequence[SizeResult]) -> dict[str, 
     }
 
 
-def squid_version(squid: str) -> str:
-    done = subprocess.run([squid, "-v"], capture_output=True, text=True, timeout=10)
-    first = done.stdout.strip().splitlines()
+def peer_version(name: str, program: str) -> str:
+    """The first line of `squid -v` or `varnishd -V`."""
+    flag = "-V" if name == "varnish" else "-v"
+    done = subprocess.run([program, flag], capture_output=True, text=True, timeout=10)
+    first = (done.stdout + done.stderr).strip().splitlines()
     return first[0] if first else "unknown"
 
 
@@ -603,7 +630,7 @@ def squid_version(squid: str) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Cache-hit throughput of outpost proxy vs squid (wrk, same origin)."
+        description="Cache-hit throughput of outpost proxy vs squid and varnish (wrk, same origin)."
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (-c)")
@@ -618,6 +645,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sizes", default=DEFAULT_SIZES, help=f"payload sizes (default {DEFAULT_SIZES})"
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"caches to compare outpost with (default {','.join(PEERS)})",
     )
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per run")
     parser.add_argument(
@@ -645,6 +677,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.sizes or len({label for label, _ in args.sizes}) != len(args.sizes):
         parser.error("--sizes: give one or more distinct sizes")
     args.size_labels = [label for label, _ in args.sizes]
+    chosen = {name.strip() for name in args.peers.split(",") if name.strip()}
+    if not chosen or not chosen <= set(PEERS):
+        parser.error(f"--peers: one or more of {', '.join(PEERS)}")
+    args.peers = [name for name in PEERS if name in chosen]
     return args
 
 
@@ -656,19 +692,42 @@ def find_squid(given: str | None) -> str | None:
     )
 
 
+def find_peers(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
+    """The programs of the chosen peers, and why the others are skipped (not installed)."""
+    found: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name in args.peers:
+        try:
+            if name == "squid" and args.squid:
+                program = find_squid(args.squid)
+                if program is None:
+                    raise PeerMissing(f"--squid {args.squid}: no such program")
+            else:
+                program = find_peer("varnishd" if name == "varnish" else name)
+        except PeerMissing as exc:
+            skipped[name] = str(exc)
+            continue
+        found[name] = program
+    return found, skipped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     wrk = find_wrk()
-    squid = find_squid(args.squid)
-    if wrk is None or squid is None:
-        missing = "wrk" if wrk is None else "squid"
-        print(f"benchmark: {missing} is not installed (apt-get install {missing})", file=sys.stderr)
+    if wrk is None:
+        print("benchmark: wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    peers, skipped = find_peers(args)
+    for name, why in skipped.items():
+        print(f"benchmark: skipping {name}: {why}", file=sys.stderr)
+    if not peers:
+        print("benchmark: no peer to compare outpost with", file=sys.stderr)
         return 2
     pin_wrk = can_pin()
     pin_servers = args.pin and pin_wrk and SERVER_CPU in os.sched_getaffinity(0)
     if not pin_wrk:
         progress(args, f"not pinning: taskset missing or CPU {WRK_CPU} unavailable")
-    setup = Setup(wrk=wrk, squid=squid, pin_wrk=pin_wrk, pin_servers=pin_servers)
+    setup = Setup(wrk=wrk, peers=peers, pin_wrk=pin_wrk, pin_servers=pin_servers)
     load_before = os.getloadavg()
     try:
         results = benchmark(args, setup)
@@ -676,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmark: {exc}", file=sys.stderr)
         return 2
     load_after = os.getloadavg()
+    peer_cpu = SERVER_CPU if pin_servers else None
     config = {
         "duration_s": args.duration,
         "warmup_s": args.warmup,
@@ -684,29 +744,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         "proxy_workers": args.proxy_workers,
         "proxy_server": args.proxy_server,
         "cache_mb": CACHE_MB,
+        "peers": list(peers),
+        "skipped": skipped,
         "wrk_pinned_cpu": WRK_CPU if pin_wrk else None,
         "outpost_pinned_cpu": SERVER_CPU if pin_servers and args.proxy_workers == 1 else None,
-        "squid_pinned_cpu": SERVER_CPU if pin_servers else None,
+        "squid_pinned_cpu": peer_cpu if "squid" in peers else None,
+        "varnish_pinned_cpu": peer_cpu if "varnish" in peers else None,
         "cpus": os.cpu_count(),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "wrk": wrk_version(wrk),
-        "squid": squid_version(squid),
+        "squid": peer_version("squid", peers["squid"]) if "squid" in peers else None,
+        "varnish": peer_version("varnish", peers["varnish"]) if "varnish" in peers else None,
         "python": platform.python_version(),
     }
     found = problems(results)
     if args.json:
         print(json.dumps(to_json(config, results)))
     else:
-        outpost_pin = "CPU 0" if config["outpost_pinned_cpu"] is not None else "not pinned"
-        squid_pin = "CPU 0" if config["squid_pinned_cpu"] is not None else "not pinned"
+
+        def pinned(name: str) -> str:
+            return "CPU 0" if config[f"{name}_pinned_cpu"] is not None else "not pinned"
+
         wrk_pin = f"CPU {WRK_CPU}" if pin_wrk else "not pinned"
         print(
             f"cache hits, GET /v1/payloads/{{sha256}}; wrk -t1 -c{args.connections} "
             f"-d{args.duration}s after {args.warmup}s warm-up (wrk: {wrk_pin}); "
             f"outpost proxy on {args.proxy_server}, {args.proxy_workers} worker(s) "
-            f"({outpost_pin}); "
-            f"{config['squid']} ({squid_pin}); {os.cpu_count()} CPUs; "
+            f"({pinned('outpost')}); "
+            + "".join(f"{config[name]} ({pinned(name)}); " for name in peers)
+            + f"{os.cpu_count()} CPUs; "
             f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}"
         )
         print(render_table(results))
@@ -715,9 +782,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server's processes and of wrk during the measurement, % of one core; origin "
             "requests during the measurements: "
             + ", ".join(
-                f"{r.payload.label} {n} {r.runs[n].origin_requests}"
+                f"{r.payload.label} {name} {m.origin_requests}"
                 for r in results
-                for n in SERVERS
+                for name, m in r.runs.items()
             )
         )
     if found:
