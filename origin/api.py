@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from origin.auth import Action, TokenBook
+from origin.feed import FeedWatcher, feed_answer
 from origin.inputs import parse_global_tag, parse_iovs, parse_new_tag, parse_object_type
 from origin.metrics import OriginMetrics, route_label
 from origin.query.conditional import (
@@ -35,8 +36,8 @@ from origin.query.ttl import TTLPolicy, ttl_class
 from origin.reads import Head, Reads
 from origin.writes import Writes
 from outpost.coding import accepts_gzip
-from outpost.errors import BadRequest, PayloadTooLarge
-from outpost.urls import Payload, Query, TableQuery, parse
+from outpost.errors import BadRequest, Conflict, PayloadTooLarge
+from outpost.urls import Payload, Query, TableQuery, parse, parse_feed
 
 __all__ = ["Api"]
 
@@ -52,6 +53,7 @@ class Api:
     ttl: TTLPolicy
     metrics: OriginMetrics
     clock: Callable[[], int]
+    feed: FeedWatcher
     gzip_min_bytes: int = 1024
     max_body_bytes: int = 64 * 1024 * 1024
 
@@ -119,6 +121,27 @@ class Api:
         if is_head:
             headers["content-length"] = str(len(body))
             return Response(b"", headers=headers)
+        return Response(body, headers=headers)
+
+    async def changes(self, request: Request) -> Response:
+        """The change feed (`origin.feed`): entries after `after`, long-polled with `wait`."""
+        query = parse_feed(request.scope["query_string"].decode("latin-1"))
+        head, rows = await to_thread.run_sync(self.reads.changes, query.after, query.limit)
+        if query.after > head:
+            raise Conflict(
+                f"position {query.after} is beyond the feed's head {head} (another database, "
+                "or one restored from an older copy): read the current state again and follow "
+                f"the feed from {head}",
+                accepted=f"after=0..{head}",
+                headers={"outpost-feed-head": str(head)},
+            )
+        if not rows and query.wait:
+            await self.feed.wait_beyond(query.after, query.wait)
+            head, rows = await to_thread.run_sync(self.reads.changes, query.after, query.limit)
+        body = feed_answer(query.after, head, rows)
+        headers = {"cache-control": "no-store", "content-type": JSON}
+        if request.method == "HEAD":
+            return Response(b"", headers={**headers, "content-length": str(len(body))})
         return Response(body, headers=headers)
 
     # --- writes ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from origin.api import Api
 from origin.auth import TokenBook
 from origin.db import Engines, create_engines
+from origin.feed import FeedWatcher
 from origin.frontier.bulkhead import Bulkhead
 from origin.frontier.endpoint import FrontierEndpoint
 from origin.frontier.params import is_frontier_path
@@ -47,7 +48,7 @@ from outpost.errors import (
     URITooLong,
 )
 from outpost.limits import limits_from
-from outpost.urls import ROUTES
+from outpost.urls import FEED_PATH, ROUTES
 
 __all__ = ["create_app", "system_clock"]
 
@@ -82,9 +83,11 @@ def create_app(
         settings.ttl_short_seconds, settings.ttl_long_seconds, settings.snapshot_settle_seconds
     )
     reads = Reads(engines.reader, access)
+    feed = FeedWatcher(reads.feed_head, settings.feed_poll_seconds)
     api = Api(
         reads=reads,
-        writes=Writes(engines.writer, clock),
+        writes=Writes(engines.writer, clock, on_commit=feed.advanced),
+        feed=feed,
         tokens=TokenBook.from_file(settings.tokens_file),
         ttl=ttl,
         metrics=metrics,
@@ -136,6 +139,7 @@ def create_app(
         try:
             yield
         finally:
+            await feed.close()
             if owned:
                 engines.dispose()
 
@@ -145,6 +149,7 @@ def create_app(
         Route("/v1/tags/{tag}/iovs", api.post_iovs, methods=["POST"]),
         Route("/v1/tags/{tag}/lock", api.post_lock, methods=["POST"]),
         Route("/v1/globaltags/{gt}", api.put_global_tag, methods=["PUT"]),
+        Route(FEED_PATH, api.changes, methods=["GET", "HEAD"]),
         Route("/v1/{rest:path}", api.read, methods=["GET", "HEAD"]),
         Route("/_outpost/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/_outpost/readyz", readyz, methods=["GET", "HEAD"]),

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from origin.db import describe
 from origin.query.sql import answer_statement, version_statement
 from origin.query.table import TableAccess
-from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
+from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
 from outpost.errors import NotFound
 from outpost.urls import GlobalTagMap, Payload, Query, Resolve, TagInfo, TagIovs
 
@@ -60,6 +60,24 @@ class Reads:
         if isinstance(query, Payload):
             return Result(head, (), data=bytes(result[0]["data"]))
         return Result(head, [dict(r) for r in result])
+
+    def feed_head(self) -> int:
+        """The feed position of the newest committed write."""
+        with self._engine.connect() as conn:
+            return int(conn.scalar(select(feed_head.c.seq).where(feed_head.c.id == 1)) or 0)
+
+    def changes(self, after: int, limit: int) -> tuple[int, list[tuple[int, str]]]:
+        """The feed's head and up to `limit` (seq, entry) after position `after`, in order."""
+        with self._engine.connect() as conn, conn.begin():
+            head = int(conn.scalar(select(feed_head.c.seq).where(feed_head.c.id == 1)) or 0)
+            query = (
+                select(changes.c.seq, changes.c.entry)
+                .where(changes.c.seq > after)
+                .order_by(changes.c.seq)
+                .limit(limit)
+            )
+            rows = [(int(seq), str(entry)) for seq, entry in conn.execute(query)]
+        return head, rows
 
     def problem(self) -> str | None:
         """What keeps the database from answering reads, or None: one row (at most) of every

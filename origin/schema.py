@@ -28,6 +28,8 @@ from sqlalchemy import (
 
 __all__ = [
     "GLOBAL_TAG_STATES",
+    "changes",
+    "feed_head",
     "TAG_STATES",
     "TIME_TYPES",
     "global_tag_map",
@@ -117,4 +119,26 @@ global_tag_map = Table(
     Column("tag_name", String(128), ForeignKey("tags.name"), nullable=True),
     Column("insertion_time", BigInteger, nullable=False),
     Index(None, "global_tag", "record", "label", "insertion_time", unique=True),
+)
+
+# The change feed (`origin.feed`): `feed_head` is one row holding the last position handed out;
+# every writing transaction increments it (so positions follow commit order) and records its
+# entries in `changes`, the JSON each reader of `/v1/changes` receives (without its `seq`).
+feed_head = Table(
+    "feed_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("entry", Text, nullable=False),
+    CheckConstraint("kind IN ('payload', 'tag', 'iovs', 'lock', 'globaltag')", name="kind"),
 )

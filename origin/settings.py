@@ -27,6 +27,9 @@ class OriginSettings:
     query_tables: tuple[str, ...] = DEFAULT_TABLES
     query_max_rows: int = 10_000
     statement_timeout_ms: int = 30_000
+    # How often a long poll of /v1/changes reads the feed's head for writes of other processes
+    # (this process's own writes wake it at once).
+    feed_poll_seconds: float = 0.05
     workers: int = 1
     frontier_require_id: bool = False  # refuse Frontier requests without X-Frontier-Id
     frontier_max_url_bytes: int = 64 * 1024  # squid's default request-line limit
@@ -58,6 +61,7 @@ class OriginSettings:
             "max_url_bytes",
             "query_max_rows",
             "statement_timeout_ms",
+            "feed_poll_seconds",
             "workers",
             "frontier_max_url_bytes",
             "frontier_max_bytes",

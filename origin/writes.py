@@ -8,6 +8,10 @@ ever move forward, even if the machine's clock steps back.
 
 `Writes` runs each operation in its own transaction; `Writes.session()` gives a `WriteSession`
 whose operations all share one transaction (what `outpost db load` uses).
+
+Every change is also recorded in the change feed (`origin.feed`), in the same transaction: a
+reader of the feed sees a write exactly when it is committed. A write that changes nothing (the
+same payload again, a tag that exists as it is) records nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +24,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from origin.feed import (
+    Change,
+    globaltag_change,
+    iovs_change,
+    lock_change,
+    payload_change,
+    tag_change,
+)
 from origin.inputs import GlobalTagUpdate, MapEntry, NewIov, NewTag, check_since
-from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
+from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
 from outpost.errors import Conflict, NotFound
 
 __all__ = ["WriteSession", "Writes"]
@@ -32,15 +44,21 @@ Clock = Callable[[], int]
 class Writes:
     """Applies writes to the database; `clock()` gives microseconds since the epoch."""
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, on_commit: Callable[[int], None] | None = None
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self.on_commit = on_commit  # told the feed position of each committed write
 
     @contextlib.contextmanager
     def session(self) -> Iterator[WriteSession]:
         """Several writes in one transaction: all of them happen, or none."""
         with self._engine.begin() as conn:
-            yield WriteSession(conn, self._clock)
+            session = WriteSession(conn, self._clock)
+            yield session
+        if session.last_seq is not None and self.on_commit is not None:
+            self.on_commit(session.last_seq)
 
     def put_payload(self, data: bytes, object_type: str) -> tuple[str, bool]:
         try:
@@ -72,9 +90,28 @@ class WriteSession:
     def __init__(self, conn: Connection, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
+        self.last_seq: int | None = None  # the feed position of the last change recorded
+
+    def _record(self, change: Change) -> None:
+        """Give `change` the next feed position (waiting, on PostgreSQL, for a concurrent
+        writer to commit first: positions follow commit order) and record it."""
+        bump = update(feed_head).where(feed_head.c.id == 1).values(seq=feed_head.c.seq + 1)
+        seq = self._conn.execute(bump.returning(feed_head.c.seq)).scalar_one()
+        row = {
+            "seq": seq,
+            "time": change.time,
+            "kind": change.kind,
+            "subject": change.subject,
+            "entry": change.entry().decode(),
+        }
+        self._conn.execute(insert(changes).values(**row))
+        self.last_seq = seq
 
     def _now(self) -> int:
-        """Later than the clock and than every change already recorded."""
+        """Later than the clock and than every change already recorded. Takes the feed's
+        lock first (PostgreSQL; SQLite has one writer at a time anyway), so a concurrent
+        writer's time, feed position and commit all come after this one's."""
+        self._conn.execute(select(feed_head.c.seq).where(feed_head.c.id == 1).with_for_update())
         newest = [
             select(func.max(iovs.c.insertion_time)).scalar_subquery(),
             select(func.max(global_tag_map.c.insertion_time)).scalar_subquery(),
@@ -89,15 +126,17 @@ class WriteSession:
         digest = hashlib.sha256(data).hexdigest()
         if self._conn.scalar(select(payloads.c.hash).where(payloads.c.hash == digest)):
             return digest, False
+        now = self._clock()
         self._conn.execute(
             insert(payloads).values(
                 hash=digest,
                 data=data,
                 size=len(data),
                 object_type=object_type,
-                created_at=self._clock(),
+                created_at=now,
             )
         )
+        self._record(payload_change(digest, len(data), object_type, now))
         return digest, True
 
     def create_tag(self, tag: NewTag) -> bool:
@@ -124,6 +163,7 @@ class WriteSession:
                 modified_at=now,
             )
         )
+        self._record(tag_change(tag.name, now))
         return True
 
     def append_iovs(self, tag_name: str, batch: tuple[NewIov, ...]) -> int:
@@ -157,14 +197,17 @@ class WriteSession:
         ]
         self._conn.execute(insert(iovs), rows)
         self._conn.execute(update(tags).where(tags.c.name == tag_name).values(modified_at=now))
+        self._record(iovs_change(tag_name, now, [(i.channel, i.since, i.payload) for i in batch]))
         return now
 
     def lock_tag(self, tag_name: str) -> bool:
         tag = self._tag_for_update(tag_name)
         if tag["state"] == "locked":
             return False
+        now = self._now()
         locked = update(tags).where(tags.c.name == tag_name)
-        self._conn.execute(locked.values(state="locked", modified_at=self._now()))
+        self._conn.execute(locked.values(state="locked", modified_at=now))
+        self._record(lock_change(tag_name, now))
         return True
 
     def put_global_tag(self, name: str, change: GlobalTagUpdate) -> bool:
@@ -195,6 +238,7 @@ class WriteSession:
                 )
             )
             self._write_map(name, change.entries, now)
+            self._record(globaltag_change(name, "locked" if change.lock else "open", now))
             return True
         values: dict[str, Any] = {}
         if change.description is not None and current["description"] != change.description:
@@ -207,6 +251,8 @@ class WriteSession:
                 .where(global_tags.c.name == name)
                 .values(**values, modified_at=now)
             )
+            state = values.get("state", current["state"])
+            self._record(globaltag_change(name, state, now))
         return False
 
     def _write_map(self, name: str, entries: tuple[MapEntry, ...], now: int) -> bool:

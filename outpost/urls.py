@@ -38,10 +38,13 @@ __all__ = [
     "TagInfo",
     "TagIovs",
     "DECIMAL",
+    "FEED_PATH",
+    "FeedQuery",
     "canonical",
     "format_time",
     "is_plain_name",
     "parse",
+    "parse_feed",
     "parse_time",
 ]
 
@@ -206,6 +209,37 @@ class TableQuery:
 
 
 Query = GlobalTagList | GlobalTagMap | TagInfo | TagIovs | Resolve | Payload | TableQuery
+
+FEED_PATH: Final = "/v1/changes"
+FEED_LIMIT_MAX: Final = 10_000
+FEED_WAIT_MAX: Final = 60
+
+
+@dataclass(frozen=True, slots=True)
+class FeedQuery:
+    """`/v1/changes`: at most `limit` feed entries after position `after`; with `wait`, held
+    up to that many seconds until there is one (a long poll). Never cached: it is a read of
+    what is new, not of a resource."""
+
+    after: int = 0
+    limit: int = 1000
+    wait: int = 0
+
+    def url(self) -> str:
+        params = [("after", str(self.after)), ("limit", str(self.limit))]
+        if self.wait:
+            params.append(("wait", str(self.wait)))
+        return _with_params(FEED_PATH, params)
+
+
+def parse_feed(query_string: str) -> FeedQuery:
+    """The feed query of `/v1/changes?after=N[&limit=L][&wait=S]`; `BadRequest` if malformed."""
+    found = _expect_params(_split_query(query_string), ("after", "limit", "wait"))
+    return FeedQuery(
+        after=_int(found.get("after", "0"), "after", 0, INT64_MAX),
+        limit=_int(found.get("limit", "1000"), "limit", 1, FEED_LIMIT_MAX),
+        wait=_int(found.get("wait", "0"), "wait", 0, FEED_WAIT_MAX),
+    )
 
 
 def _with_params(path: str, params: list[tuple[str, str]]) -> str:

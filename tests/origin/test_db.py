@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import DBAPIError
 
-from origin.db import create_engines, migrate, normalise_url
+from origin.db import MIGRATIONS, create_engines, migrate, normalise_url
 from origin.schema import metadata, tags
 from outpost.errors import BadRequest
 
@@ -28,7 +29,8 @@ def test_migrating_twice_changes_nothing(empty_db: str) -> None:
     engines = create_engines(empty_db)
     try:
         with engines.reader.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        assert version == ScriptDirectory(str(MIGRATIONS)).get_current_head()
     finally:
         engines.dispose()
 
@@ -73,3 +75,33 @@ def test_unsupported_database_urls_are_refused_by_name(url: str) -> None:
 
 def test_postgresql_scheme_gets_the_psycopg_driver() -> None:
     assert normalise_url("postgresql://u@h:5/d").startswith("postgresql+psycopg://")
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_an_empty_feed(tmp_path: object) -> None:
+    """A database made before the change feed keeps its data; its feed starts at 0."""
+    url = f"sqlite:///{tmp_path}/old.sqlite"
+    migrate(url, "0001")
+    engines = create_engines(url)
+    row = {
+        "name": "T",
+        "time_type": "run",
+        "payload_type": "X",
+        "description": "",
+        "state": "open",
+        "created_at": 0,
+        "modified_at": 0,
+    }
+    try:
+        with engines.writer.begin() as conn:
+            conn.execute(insert(tags).values(**row))
+    finally:
+        engines.dispose()
+    migrate(url)
+    engines = create_engines(url)
+    try:
+        with engines.reader.connect() as conn:
+            assert conn.execute(text("SELECT name FROM tags")).scalars().all() == ["T"]
+            assert conn.execute(text("SELECT seq FROM feed_head")).scalar() == 0
+            assert conn.execute(text("SELECT count(*) FROM changes")).scalar() == 0
+    finally:
+        engines.dispose()
