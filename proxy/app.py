@@ -5,13 +5,16 @@
     proxy.flights       one fetch per key in flight, and every wait for one
     proxy.responses     writing answers to ASGI
     proxy.passthrough   unsafe methods and a client's own uncacheable requests
+    proxy.feed          the change feed: followed upstream, its objects held, relayed to children
     proxy.admin         `/_outpost/*`: health, metrics, status, flush, warm, register
 
-The lifespan owns the upstream HTTP client, the Redis connection and the heartbeat to the parent.
+The lifespan owns the upstream HTTP client, the Redis connection, the heartbeat to the parent and
+the task that follows the upstream's change feed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -22,15 +25,18 @@ from starlette.types import Receive, Scope, Send
 from outpost.errors import OutpostError
 from outpost.limits import limits_from
 from outpost.redact import SecretScrubber
+from outpost.urls import FEED_PATH
 from proxy.admin import admin_routes
 from proxy.core.directives import CacheControl, request_cache_control
 from proxy.core.entry import Entry
+from proxy.core.feed import FeedRing
 from proxy.core.frontier import is_frontier_path
 from proxy.core.serving import hit_headers, prepare
 from proxy.core.signing import Signer
 from proxy.core.status import cache_status
 from proxy.engine import Engine
 from proxy.epoch import EpochState
+from proxy.feed import Feed
 from proxy.flights import Outcome, Request, describe
 from proxy.gate import Gate
 from proxy.hits import COLLAPSED, RESERVED, SPECIAL, HitPath
@@ -148,6 +154,21 @@ class ProxyApp:
             tally=self.tally,
             max_request_body=settings.max_request_body_bytes,
         )
+        self.feed: Feed | None = None
+        if settings.subscribes:
+            self.feed = Feed(
+                name=self.name,
+                ring=FeedRing(settings.feed_buffer_entries, settings.feed_buffer_bytes),
+                upstreams=self.upstreams,
+                engine=self.engine,
+                store=self.store,
+                responder=self.responder,
+                metrics=self.metrics,
+                tags=settings.subscribe_tags,
+                wait_seconds=min(
+                    settings.feed_wait_seconds, max(1, int(settings.read_timeout_seconds) - 5)
+                ),
+            )
         self._exit: contextlib.AsyncExitStack | None = None
 
     def _prepare(self, value: Stored) -> Stored:
@@ -205,6 +226,9 @@ class ProxyApp:
         if self.redis is not None:  # catch up with flushes made while this proxy was down
             self.epoch.adopt(await self.redis.epoch())
         self._exit = contextlib.AsyncExitStack()
+        if self.feed is not None:
+            following = asyncio.get_running_loop().create_task(self.feed.run())
+            self._exit.push_async_callback(_cancel, following)
         if self.settings.parent:
             me = {"name": self.name, "url": self.settings.url}
             await self._exit.enter_async_context(
@@ -241,6 +265,9 @@ class ProxyApp:
             self.engine.flights.release(reserved)  # if it never fetched
 
     async def _read(self, scope: Scope, send: Send) -> None:
+        if self.feed is not None and scope["path"] == FEED_PATH:
+            await self.feed.serve(scope, send)
+            return
         started = time.perf_counter()
         key = self.hits.key(scope)
         if not isinstance(key, str):
@@ -283,6 +310,12 @@ class ProxyApp:
         await self.responder.serve(send, scope, request, outcome, status, special)
         size = _size(outcome)
         self.tally.count(result, time.perf_counter() - started, size)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _size(outcome: Outcome) -> int:

@@ -148,6 +148,33 @@ class ProxyMetrics:
         )
         self.epoch = Gauge("outpost_proxy_epoch", "The proxy's flush epoch.", registry=r)
         self.children = Gauge("outpost_proxy_children", "Registered child proxies.", registry=r)
+        self.feed_position = Gauge(
+            "outpost_proxy_feed_position",
+            "The last change-feed position this proxy applied (its objects held).",
+            registry=r,
+        )
+        self.feed_lag_entries = Gauge(
+            "outpost_proxy_feed_lag_entries",
+            "Feed positions the upstream has told of that this proxy has not applied yet.",
+            registry=r,
+        )
+        self.feed_lag_seconds = Gauge(
+            "outpost_proxy_feed_lag_seconds",
+            "From the last applied entry's commit at the origin to when it was applied here.",
+            registry=r,
+        )
+        self.feed_prefetched = Counter(
+            "outpost_proxy_feed_prefetched",
+            "Objects fetched because the feed announced them, by result (held, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.feed_problems = Counter(
+            "outpost_proxy_feed_problems",
+            "Feed polls that failed, by kind (unreachable, unreadable, resync).",
+            ["kind"],
+            registry=r,
+        )
 
     def hit_ratio(self) -> float:
         return self.answers.hit_ratio()

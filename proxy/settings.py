@@ -90,6 +90,17 @@ class ProxySettings:
     forward_destinations: tuple[str, ...] = ()
     # Who may use the cache (frontier-squid's NET_LOCAL); /_outpost/* is not subject to it.
     client_networks: tuple[str, ...] = DEFAULT_CLIENT_NETWORKS
+    # The change feed (proxy.feed): follow the first live upstream's /v1/changes, hold what it
+    # announces, relay it to children. None: on when the proxy has a parent.
+    subscribe: bool | None = None
+    subscribe_tags: tuple[str, ...] = ()  # globs of the tags whose payloads are held; () all
+    feed_buffer_entries: int = 10_000  # entries a child can resume from here (then: upstream)
+    feed_buffer_bytes: int = 64 * 1024 * 1024
+    feed_wait_seconds: int = 25  # how long one poll of the upstream's feed may wait
+
+    @property
+    def subscribes(self) -> bool:
+        return self.subscribe if self.subscribe is not None else self.parent is not None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -116,6 +127,9 @@ class ProxySettings:
             "flush_concurrency",
             "heartbeat_seconds",
             "keepalive_seconds",
+            "feed_buffer_entries",
+            "feed_buffer_bytes",
+            "feed_wait_seconds",
             "negative_ttl_seconds",
             "max_epoch_step",
             "signature_window_seconds",

@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    if scope["path"] == "/_outpost/healthz":
+    if scope["path"] in ("/_outpost/healthz", "/healthz"):
         body, status = b'{"status":"ok"}', 200
     elif scope["path"].startswith("/v1/payloads/"):
         body, status = b"these are not the bytes you are looking for", 200

@@ -96,8 +96,14 @@ class Stack:
         self.stack.enter_context(run_process(command, log, f"{url}/healthz"))
         return url
 
-    def origin(self, db: str, name: str = "origin", env: dict[str, str] | None = None) -> Server:
-        port = free_port()
+    def origin(
+        self,
+        db: str,
+        name: str = "origin",
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> Server:
+        port = port or free_port()
         command = outpost_command(
             "origin", "--db", db, "--port", str(port), "--log-level", "warning"
         )

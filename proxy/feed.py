@@ -1,0 +1,254 @@
+"""A subscribing proxy's change feed: follow the upstream's, hold what it announces, relay it.
+
+`Feed.run` long-polls the first live upstream's `/v1/changes` (through `Upstreams`, so it fails
+over with the upstream list and its circuit breakers) from the last position it applied. For
+each page it drops the stored answers the entries change, fetches the payloads they announce
+through the engine (coalesced with any request for them, streamed, checked against their
+hash, stored), and only then adds the entries to its ring (`proxy.core.feed.FeedRing`), where
+children read them: so a child's fetch of an announced object is a hit here.
+
+`Feed.serve` answers children's `/v1/changes` from the ring, long-polling as the origin does;
+a child at a position the ring no longer holds (too slow to keep up, or just started) or ahead
+of this proxy is passed upstream, where the whole history is, so it catches up from the feed
+and nothing is lost or reordered. A proxy that does not subscribe passes every feed request
+upstream like any uncacheable GET.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+from starlette.types import Scope, Send
+
+from outpost.errors import BadRequest
+from outpost.urls import FeedQuery, parse_feed
+from proxy.core.directives import CacheControl
+from proxy.core.feed import Entry, FeedRing, FeedUnreadable, page_answer, parse_page, plan
+from proxy.core.headers import with_via
+from proxy.core.status import cache_status
+from proxy.engine import Engine
+from proxy.flights import RelayBroken, Request
+from proxy.metrics import ProxyMetrics
+from proxy.responses import Responder
+from proxy.storage.tiered import TieredStore
+from proxy.upstream import AllUpstreamsFailed, UpstreamResponse, Upstreams
+
+__all__ = ["Feed"]
+
+log = logging.getLogger("outpost.proxy.feed")
+
+PAGE_LIMIT = 1000  # entries asked for per poll
+PREFETCH_CONCURRENCY = 16
+PREFETCH_ATTEMPTS = 3
+RETRY_SECONDS = 1.0  # after a failed poll
+
+_PASSED = (b"content-type", b"outpost-feed-head")  # what a passed-up answer keeps
+
+
+class Feed:
+    def __init__(
+        self,
+        *,
+        name: str,
+        ring: FeedRing,
+        upstreams: Upstreams,
+        engine: Engine,
+        store: TieredStore,
+        responder: Responder,
+        metrics: ProxyMetrics,
+        tags: Sequence[str],
+        wait_seconds: int,
+    ) -> None:
+        self.name = name
+        self.ring = ring
+        self.upstreams = upstreams
+        self.engine = engine
+        self.store = store
+        self.responder = responder
+        self.metrics = metrics
+        self.tags = tuple(tags)
+        self.wait_seconds = wait_seconds
+        self._moved: asyncio.Future[None] | None = None
+        self._slots = asyncio.Semaphore(PREFETCH_CONCURRENCY)
+
+    # --- following the upstream ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow the upstream's feed until cancelled."""
+        while True:
+            try:
+                if not await self._poll():
+                    await asyncio.sleep(RETRY_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop the feed for good
+                log.exception("following the feed failed")
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _poll(self) -> bool:
+        """One poll of the upstream's feed, applied; False if it failed."""
+        ring = self.ring
+        if ring.base is None:  # learn where the feed stands: this proxy holds nothing older
+            head = await self._upstream_head()
+            if head is None:
+                return False
+            ring.start(head)
+            self.metrics.feed_position.set(head)
+            log.info("following the feed from position %d", head)
+            return True
+        after = ring.head or 0
+        query = FeedQuery(after=after, limit=PAGE_LIMIT, wait=self.wait_seconds)
+        answer = await self._get(query)
+        if answer is None:
+            return False
+        status, body, headers = answer
+        if status == 409:  # the upstream's feed is behind us: another database, or restored
+            head = _int_header(headers, b"outpost-feed-head")
+            self.metrics.feed_problems.labels("resync").inc()
+            log.warning("the upstream's feed is behind position %d: resync at %s", after, head)
+            if head is None:
+                return False
+            ring.start(head)
+            self._wake()
+            return True
+        try:
+            page = parse_page(body, after)
+        except FeedUnreadable as exc:
+            self.metrics.feed_problems.labels("unreadable").inc()
+            log.warning("the upstream's feed answer is unreadable: %s", exc)
+            return False
+        ring.upstream_head = max(ring.upstream_head, page.head)
+        if page.entries:
+            await self._apply(page.entries)
+        self.metrics.feed_lag_entries.set(max(0, ring.upstream_head - (ring.head or 0)))
+        return True
+
+    async def _upstream_head(self) -> int | None:
+        answer = await self._get(FeedQuery(after=0, limit=1))
+        if answer is None or answer[0] != 200:
+            return None
+        try:
+            return parse_page(answer[1], 0).head
+        except FeedUnreadable:
+            self.metrics.feed_problems.labels("unreadable").inc()
+            return None
+
+    async def _get(self, query: FeedQuery) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        try:
+            return await self._ask_upstream(query)
+        except AllUpstreamsFailed as exc:
+            self.metrics.feed_problems.labels("unreachable").inc()
+            log.warning("no upstream answers the feed: %s", exc)
+            return None
+
+    async def _ask_upstream(self, query: FeedQuery) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """The first live upstream's answer to `query` (one without a feed, such as a plain
+        HTTP server or a squid, is passed over); `AllUpstreamsFailed` if none has one."""
+        headers = with_via([(b"accept", b"application/json")], self.name)
+        response = await self.upstreams.fetch("GET", query.url(), headers, check=_feed_answer)
+        await response.close()  # over max_object_bytes: not a feed page
+        if response.rest is not None:
+            raise AllUpstreamsFailed([])
+        return response.status, response.body, response.headers
+
+    async def _apply(self, entries: list[Entry]) -> None:
+        """Hold what `entries` announce, then let children read them."""
+        wanted = plan(entries, self.tags)
+        for url in wanted.drop:
+            await self.store.delete(url)
+        await asyncio.gather(*(self._hold(url) for url in wanted.fetch))
+        self.ring.add(entries)
+        self.metrics.feed_position.set(entries[-1].seq)
+        committed = entries[-1].time
+        if committed is not None:
+            self.metrics.feed_lag_seconds.set(max(0.0, time.time() - committed / 1_000_000))
+        self._wake()
+
+    async def _hold(self, url: str) -> None:
+        """Fetch `url` into the cache (a hit if it is there), with a few tries; a payload that
+        cannot be had is announced anyway: the children fetch it themselves, and fail over."""
+        request = Request("GET", url, [], CacheControl())
+        async with self._slots:
+            for attempt in range(PREFETCH_ATTEMPTS):
+                outcome, _ = await self.engine.resolve(request)
+                if outcome.relay is not None:  # a large one, still arriving: wait for the end
+                    try:
+                        async for _ in outcome.relay.chunks():
+                            pass
+                    except RelayBroken:
+                        pass  # cut off, or failed its check: fetched again
+                    else:
+                        self.metrics.feed_prefetched.labels("held").inc()
+                        return
+                elif outcome.error is None and outcome.entry is not None:
+                    self.metrics.feed_prefetched.labels("held").inc()
+                    return
+                await asyncio.sleep(0.1 * 2**attempt)
+        self.metrics.feed_prefetched.labels("failed").inc()
+        log.warning("could not hold %s, announced by the feed", url[:200])
+
+    # --- serving children ------------------------------------------------------------------
+
+    async def serve(self, scope: Scope, send: Send) -> None:
+        try:
+            query = parse_feed(scope["query_string"].decode("latin-1"))
+        except BadRequest as error:
+            await self.responder.send_error(send, error, cache_status(self.name, detail="refused"))
+            return
+        ring = self.ring
+        if not ring.answers(query.after):  # before this ring, or ahead of it: upstream
+            await self._pass_up(query, send, scope["method"] == "HEAD")
+            return
+        entries = ring.after(query.after, query.limit)
+        if not entries and query.wait:
+            await self._wait_beyond(query.after, query.wait)
+            entries = ring.after(query.after, query.limit)
+        body = page_answer(query.after, ring.head or 0, entries)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        head = scope["method"] == "HEAD"
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _pass_up(self, query: FeedQuery, send: Send, head: bool) -> None:
+        try:
+            status, body, fields = await self._ask_upstream(query)
+        except AllUpstreamsFailed as error:
+            await self.responder.send_error(send, error, cache_status(self.name, fwd="uri-miss"))
+            return
+        kept = [(k, v) for k, v in fields if k in _PASSED]
+        headers = [*kept, (b"cache-control", b"no-store"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _wait_beyond(self, position: int, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while (self.ring.head or 0) <= position:
+                    if self._moved is None or self._moved.done():
+                        self._moved = asyncio.get_running_loop().create_future()
+                    await asyncio.shield(self._moved)
+
+    def _wake(self) -> None:
+        if self._moved is not None and not self._moved.done():
+            self._moved.set_result(None)
+
+
+def _feed_answer(response: UpstreamResponse) -> str | None:
+    if response.status in (200, 409):
+        return None
+    return f"status {response.status} for the change feed"
+
+
+def _int_header(headers: list[tuple[bytes, bytes]], name: bytes) -> int | None:
+    for key, value in headers:
+        if key == name and value.strip().isdigit():
+            return int(value)
+    return None
