@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from outpost import draining
 from outpost.urls import GlobalTagList, GlobalTagMap, Payload, TagInfo, TagIovs, format_time
 
 __all__ = [
@@ -133,11 +134,13 @@ class FeedWatcher:
         self._waiting += 1
         if self._poller is None or self._poller.done():
             self._poller = self._loop.create_task(self._follow_head())
+        deadline = self._loop.time() + timeout
         try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    while self.head <= seq:
-                        await asyncio.shield(self._future())
+            while self.head <= seq and not draining.is_draining():
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    break
+                await draining.wait_until(self._future(), remaining)
         finally:
             self._waiting -= 1
 

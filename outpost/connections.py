@@ -26,6 +26,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from outpost import draining
 from outpost.errors import (
     BadRequest,
     HeaderFieldsTooLarge,
@@ -90,6 +91,11 @@ class LimitedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.head_since = self.loop.time()
         self._arm(self.head_since)
+
+    def shutdown(self) -> None:
+        """The server is shutting down: long polls answer now (`outpost.draining`)."""
+        draining.begin()
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.header_timer is not None:

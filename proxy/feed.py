@@ -17,13 +17,13 @@ upstream like any uncacheable GET.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 
 from starlette.types import Scope, Send
 
+from outpost import draining
 from outpost.errors import BadRequest
 from outpost.urls import FeedQuery, parse_feed
 from proxy.core.directives import CacheControl
@@ -229,12 +229,15 @@ class Feed:
         await send({"type": "http.response.body", "body": b"" if head else body})
 
     async def _wait_beyond(self, position: int, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while (self.ring.head or 0) <= position:
-                    if self._moved is None or self._moved.done():
-                        self._moved = asyncio.get_running_loop().create_future()
-                    await asyncio.shield(self._moved)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.ring.head or 0) <= position and not draining.is_draining():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if self._moved is None or self._moved.done():
+                self._moved = loop.create_future()
+            await draining.wait_until(self._moved, remaining)
 
     def _wake(self) -> None:
         if self._moved is not None and not self._moved.done():

@@ -3,6 +3,8 @@
     with Client.from_env() as client:           # OUTPOST_PROXIES, OUTPOST_SERVERS
         conditions = client.fetch_run("OUTPOST_HLT_2026_V1", 500)
         conditions.payload_of("EcalPedestalsRcd")   # verified bytes
+        for new in client.follow(tags=["EcalLaser*"]):  # new objects as they are written
+            use(new.tag, new.since, new.data)
 
 Every GET goes to the canonical URL (`outpost.urls`) under each endpoint's base URL: proxies in
 order, then servers; `a|b` entries are load-balanced groups. Connect errors, timeouts, 5xx and
@@ -22,7 +24,8 @@ Errors (`outpost.client.errors`):
         └── IntegrityError       ... and one of them served bytes with the wrong hash
 
 Modules: `endpoints` (parsing, order, cool-down, back-off), `walk` (one request's attempts,
-verdicts by status), `answers` (queries and typed results) and `errors` are pure; `sync` and `aio`
+verdicts by status), `answers` (queries and typed results), `feed` (following the change feed)
+and `errors` are pure; `sync` and `aio`
 are the httpx drivers, `base` what they share.
 """
 
@@ -39,6 +42,7 @@ from outpost.client.errors import (
     NotFound,
     RequestRejected,
 )
+from outpost.client.feed import NewIov, NewObject
 from outpost.client.settings import ClientSettings
 from outpost.client.sync import Client
 from outpost.client.walk import ClientStats
@@ -56,6 +60,8 @@ __all__ = [
     "Endpoint",
     "Group",
     "IntegrityError",
+    "NewIov",
+    "NewObject",
     "NotFound",
     "Record",
     "RequestRejected",

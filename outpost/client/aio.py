@@ -7,9 +7,10 @@ awaits the GETs and the back-off, and `fetch_run` runs `settings.concurrency` pa
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time as _time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -24,6 +25,8 @@ from outpost.client.answers import (
     verify_payload,
 )
 from outpost.client.base import ClientBase, Endpoints, http_options, transport_failure
+from outpost.client.errors import RequestRejected
+from outpost.client.feed import NewObject, decode_page, feed_query, new_iovs
 from outpost.client.settings import ClientSettings
 from outpost.client.walk import Wait
 
@@ -97,6 +100,32 @@ class AsyncClient(ClientBase):
         except BaseExceptionGroup as failures:  # the first failure, as `payload` raised it
             raise failures.exceptions[0] from None
         return RunConditions(resolution, {d: fetched[d] for d in resolution.payloads})
+
+    async def feed_head(self) -> int:
+        """The change feed's newest position, as the first endpoint that answers knows it."""
+        query = feed_query(0, 0, self.settings.timeout, limit=1)
+        return await self._get(query.url(), lambda body: decode_page(body, 0).head)
+
+    async def follow(
+        self, *, tags: Sequence[str] = (), after: int | None = None, wait: float = 25.0
+    ) -> AsyncIterator[NewObject]:
+        """`Client.follow` for asyncio."""
+        position = await self.feed_head() if after is None else after
+        while True:
+            query = feed_query(position, wait, self.settings.timeout)
+            try:
+                page = await self._get(
+                    query.url(), functools.partial(decode_page, after=query.after)
+                )
+            except RequestRejected as rejected:
+                if rejected.status != 409:
+                    raise
+                position = await self.feed_head()
+                continue
+            for iov in new_iovs(page, tags):
+                yield NewObject(iov, await self.payload(iov.payload, named=True))
+            if page.entries:
+                position = page.entries[-1].seq
 
     async def _get(self, path: str, decode: Callable[[bytes], T], *, must_exist: bool = False) -> T:
         walk = self.failover.walk(path, must_exist=must_exist)

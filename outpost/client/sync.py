@@ -6,10 +6,11 @@ the GETs (httpx) and the sleeping. `fetch_run` fetches payloads in a small threa
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from types import TracebackType
 from typing import TypeVar
@@ -25,6 +26,8 @@ from outpost.client.answers import (
     verify_payload,
 )
 from outpost.client.base import ClientBase, Endpoints, http_options, transport_failure
+from outpost.client.errors import RequestRejected
+from outpost.client.feed import NewObject, decode_page, feed_query, new_iovs
 from outpost.client.settings import ClientSettings
 from outpost.client.walk import Wait
 
@@ -101,6 +104,34 @@ class Client(ClientBase):
                 raise
         return RunConditions(resolution, {d: futures[d].result() for d in digests})
 
+    def feed_head(self) -> int:
+        """The change feed's newest position, as the first endpoint that answers knows it."""
+        return self._get(feed_query(0, 0, self.settings.timeout, limit=1).url(), _head)
+
+    def follow(
+        self, *, tags: Sequence[str] = (), after: int | None = None, wait: float = 25.0
+    ) -> Iterator[NewObject]:
+        """Every IOV the tags matching `tags` (globs; all without) gain after feed position
+        `after` (default: from now on), in feed order, with its payload's verified bytes; it
+        never ends. The feed is long-polled (`wait` seconds at most) through the proxies, then
+        the servers, as every read is: when the node proxy is down, the next endpoint answers
+        from the same position. A position the feed does not have (a database restored from
+        an older copy) starts again from its head."""
+        position = self.feed_head() if after is None else after
+        while True:
+            query = feed_query(position, wait, self.settings.timeout)
+            try:
+                page = self._get(query.url(), functools.partial(decode_page, after=query.after))
+            except RequestRejected as rejected:
+                if rejected.status != 409:
+                    raise
+                position = self.feed_head()
+                continue
+            for iov in new_iovs(page, tags):
+                yield NewObject(iov, self.payload(iov.payload, named=True))
+            if page.entries:
+                position = page.entries[-1].seq
+
     def _get(self, path: str, decode: Callable[[bytes], T], *, must_exist: bool = False) -> T:
         walk = self.failover.walk(path, must_exist=must_exist)
         while True:
@@ -136,3 +167,7 @@ class Client(ClientBase):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _head(body: bytes) -> int:
+    return decode_page(body, 0).head

@@ -17,11 +17,13 @@ PURE: dict[str, set[str]] = {
     "outpost/errors.py": {"orjson"},
     "origin/query": {"outpost", "origin", "sqlalchemy", "orjson"},
     "outpost/coding.py": set(),
+    "outpost/feed.py": {"outpost", "orjson"},
     "proxy/core": {"outpost", "proxy", "cryptography"},  # cryptography: Ed25519, no I/O
     "outpost/client/endpoints.py": {"outpost"},
     "outpost/client/walk.py": {"outpost", "orjson"},
     "outpost/client/answers.py": {"outpost", "orjson"},
     "outpost/client/errors.py": {"outpost"},
+    "outpost/client/feed.py": {"outpost"},
 }
 # Within `outpost.client`, the pure modules may import only each other.
 PURE_CLIENT = {
@@ -29,6 +31,7 @@ PURE_CLIENT = {
     "outpost.client.walk",
     "outpost.client.answers",
     "outpost.client.errors",
+    "outpost.client.feed",
 }
 # Within `origin`, the pure core may import only the schema (metadata, no engine).
 ALLOWED_ORIGIN_MODULES = {"origin.schema", "origin.query"}

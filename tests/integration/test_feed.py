@@ -1,13 +1,17 @@
 """The change feed through the tree, real processes on loopback: origin → site → node, both
 proxies subscribed. A follower at the node sees every new object once, in order, and its bytes
 are already held at the node; the feed survives a site killed mid-stream, a slow follower, an
-origin restart, and an upstream that corrupts payloads."""
+origin restart, and an upstream that corrupts payloads. `outpost.client`'s `follow` (blocking
+and asyncio) yields the new objects with verified bytes, and goes on through the origin when
+its node proxy dies."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +19,8 @@ import httpx
 import pytest
 from support.origin import TOKENS, WRITER_TOKEN
 from support.stack import Server, Stack
+
+from outpost.client import AsyncClient, Client, ClientSettings, NewObject
 
 TAG = "EcalLaserFeed"
 AUTH = {"Authorization": f"Bearer {WRITER_TOKEN}"}
@@ -238,3 +244,79 @@ def test_a_corrupted_announced_payload_is_fetched_elsewhere_before_it_is_announc
     assert (
         node.metric("outpost_proxy_upstream_errors_total", upstream=corrupt, kind="integrity") >= 1
     )
+
+
+def follow_in_thread(client: Client, count: int, **options: object) -> Future[list[NewObject]]:
+    """`client.follow` in a thread, until it yielded `count` objects."""
+
+    def take() -> list[NewObject]:
+        taken: list[NewObject] = []
+        for new in client.follow(**options):  # type: ignore[arg-type]
+            taken.append(new)
+            if len(taken) == count:
+                return taken
+        return taken
+
+    return ThreadPoolExecutor(1).submit(take)
+
+
+CLIENT = ClientSettings(timeout=6, connect_timeout=2, rounds=3, backoff=0.2)
+
+
+def test_a_farm_process_follows_its_node_and_gets_each_new_object_verified(
+    origin: Server, tree: tuple[Server, Server]
+) -> None:
+    _, node = tree
+    client = Client(servers=[origin.url], proxies=[node.url], settings=CLIENT)
+    followed = follow_in_thread(client, 3, tags=["EcalLaser*"])
+    time.sleep(1)  # it has learned where the feed stands
+    published = [publish(origin, run) for run in (7, 8, 9)]
+    objects = followed.result(timeout=60)
+    assert [o.since for o in objects] == [7, 8, 9]
+    assert [o.data for o in objects] == published
+    assert all(o.tag == TAG for o in objects)
+    seqs = [o.iov.seq for o in objects]
+    assert seqs == sorted(seqs)
+    client.close()
+
+
+def test_the_follower_goes_on_from_the_origin_when_its_node_is_gone(
+    origin: Server, tree: tuple[Server, Server]
+) -> None:
+    _, node = tree
+    client = Client(servers=[origin.url], proxies=[node.url], settings=CLIENT)
+    followed = follow_in_thread(client, 4)
+    time.sleep(1)
+    publish(origin, 1)
+    publish(origin, 2)
+    deadline = time.monotonic() + 30
+    while node.metric("outpost_proxy_feed_prefetched_total", result="held") < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    node.kill()
+    publish(origin, 3)
+    publish(origin, 4)
+    objects = followed.result(timeout=90)
+    assert [o.since for o in objects] == [1, 2, 3, 4]  # none lost, none twice
+    client.close()
+
+
+def test_the_async_follower_yields_the_same_objects(
+    origin: Server, tree: tuple[Server, Server]
+) -> None:
+    _, node = tree
+
+    async def follow() -> list[int]:
+        async with AsyncClient(servers=[origin.url], proxies=[node.url], settings=CLIENT) as aio:
+            head = await aio.feed_head()
+            publish(origin, 11)
+            publish(origin, 12)
+            seen: list[int] = []
+            async for new in aio.follow(after=head, tags=[TAG]):
+                assert hashlib.sha256(new.data).hexdigest() == new.payload
+                seen.append(new.since)
+                if len(seen) == 2:
+                    return seen
+        return []
+
+    assert asyncio.run(asyncio.wait_for(follow(), 60)) == [11, 12]
