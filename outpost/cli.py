@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from outpost import logsafe
-from outpost.commands import db, loadtest, runcontrol, serve, stack
+from outpost.commands import db, loadtest, pushtest, runcontrol, serve, stack
 from outpost.config import SettingsError
 from outpost.errors import OutpostError
 
@@ -26,7 +26,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpost", description=(__doc__ or "").split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (db, serve, runcontrol, stack, loadtest):
+    for module in (db, serve, runcontrol, stack, loadtest, pushtest):
         module.add_parser(commands)
     return parser
 
