@@ -107,14 +107,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args()
     signing, _ = generate_keypair()
-    environment = {
-        **clean_environment(),
-        "OUTPOST_RUN_CONTROL_TOKEN": TOKEN,
-        "OUTPOST_PROXY_REGISTER_TOKEN": REGISTER,
-        "OUTPOST_PROXY_TREE_SIGNING_KEY": signing,
-    }
     os.environ.clear()
-    os.environ.update(environment)
+    os.environ.update(clean_environment())
     servers: list[Server] = []
     with tempfile.TemporaryDirectory(prefix="outpost-flush-fanout-") as tmp:
         work = Path(tmp)
@@ -122,7 +116,13 @@ def main() -> int:
             ports = [free_port() for _ in range(3)]
             db = f"sqlite:///{work / 'outpost.sqlite'}"
             origin = [*outpost_command(), "origin", "--db", db, "--host", HOST]
-            site = [*outpost_command(), "proxy", "--name", "site", "--host", HOST]
+            config = work / "site.toml"
+            config.write_text(
+                f'[proxy]\nrun_control_token = "{TOKEN}"\nregister_token = "{REGISTER}"\n'
+                f'tree_signing_key = "{signing}"\n'
+            )
+            site = [*outpost_command(), "proxy", "--config", str(config), "--name", "site"]
+            site += ["--host", HOST]
             site += ["--upstream", f"http://{HOST}:{ports[0]}"]
             if args.stand_in == "nginx":
                 children = nginx_children(work / "nginx", ports[2])
