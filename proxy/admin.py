@@ -155,6 +155,7 @@ def admin_routes(app: ProxyApp) -> Router:
                 },
                 "hit_ratio": round(app.metrics.hit_ratio(), 4),
                 "redis": redis,
+                "feed": app.feed.status() if app.feed is not None else None,
             }
         )
 

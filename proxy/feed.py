@@ -191,6 +191,19 @@ class Feed:
         self.metrics.feed_prefetched.labels("failed").inc()
         log.warning("could not hold %s, announced by the feed", url[:200])
 
+    def status(self) -> dict[str, object]:
+        """For `/_outpost/status`: where this proxy stands in the feed."""
+        ring = self.ring
+        return {
+            "position": ring.head,
+            "upstream_head": ring.upstream_head,
+            "behind": max(0, ring.upstream_head - (ring.head or 0)),
+            "resumable_from": ring.base,
+            "buffered_entries": len(ring),
+            "buffered_bytes": ring.bytes,
+            "tags": list(self.tags) or None,
+        }
+
     # --- serving children ------------------------------------------------------------------
 
     async def serve(self, scope: Scope, send: Send) -> None:

@@ -143,6 +143,8 @@ def test_every_new_object_reaches_a_follower_once_in_order_and_is_already_held_a
     )
     assert fetched == 5
     assert node.metric("outpost_proxy_feed_prefetched_total", result="held") >= 5
+    feed = httpx.get(f"{node.url}/_outpost/status").json()["feed"]
+    assert feed["position"] == follower.after and feed["behind"] == 0
 
 
 def test_the_tag_answer_a_node_held_is_dropped_when_the_feed_changes_it(

@@ -13,6 +13,16 @@ from origin.db import MIGRATIONS, create_engines, migrate, normalise_url
 from origin.schema import metadata, tags
 from outpost.errors import BadRequest
 
+TAG_ROW = {
+    "name": "T",
+    "time_type": "run",
+    "payload_type": "X",
+    "description": "",
+    "state": "open",
+    "created_at": 0,
+    "modified_at": 0,
+}
+
 
 def test_migrations_produce_exactly_the_schema(empty_db: str) -> None:
     engine = create_engine(normalise_url(empty_db))
@@ -37,20 +47,11 @@ def test_migrating_twice_changes_nothing(empty_db: str) -> None:
 
 def test_the_read_engine_refuses_to_write(empty_db: str) -> None:
     engines = create_engines(empty_db)
-    row = {
-        "name": "T",
-        "time_type": "run",
-        "payload_type": "X",
-        "description": "",
-        "state": "open",
-        "created_at": 0,
-        "modified_at": 0,
-    }
     try:
         with pytest.raises(DBAPIError), engines.reader.begin() as conn:
-            conn.execute(insert(tags).values(**row))
+            conn.execute(insert(tags).values(**TAG_ROW))
         with engines.writer.begin() as conn:
-            conn.execute(insert(tags).values(**row))
+            conn.execute(insert(tags).values(**TAG_ROW))
     finally:
         engines.dispose()
 
@@ -82,18 +83,9 @@ def test_a_database_of_the_first_schema_is_upgraded_with_an_empty_feed(tmp_path:
     url = f"sqlite:///{tmp_path}/old.sqlite"
     migrate(url, "0001")
     engines = create_engines(url)
-    row = {
-        "name": "T",
-        "time_type": "run",
-        "payload_type": "X",
-        "description": "",
-        "state": "open",
-        "created_at": 0,
-        "modified_at": 0,
-    }
     try:
         with engines.writer.begin() as conn:
-            conn.execute(insert(tags).values(**row))
+            conn.execute(insert(tags).values(**TAG_ROW))
     finally:
         engines.dispose()
     migrate(url)
