@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from anyio import to_thread
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from origin.auth import Action, TokenBook
 from origin.feed import FeedWatcher, feed_answer
@@ -94,6 +94,8 @@ class Api:
             if is_head:
                 headers["content-length"] = str(head.row["size"])
                 return Response(b"", headers=headers)
+            if result.path is not None:  # sent by the server from the file where it can
+                return FileResponse(result.path, headers=headers, media_type=OCTETS)
             return Response(result.data, headers=headers)
 
         headers["vary"] = "Accept-Encoding"

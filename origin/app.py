@@ -34,6 +34,7 @@ from origin.frontier.params import is_frontier_path
 from origin.frontier.planner import Planner, Rules
 from origin.frontier.run import FrontierDatabase
 from origin.metrics import OriginMetrics, route_label
+from origin.payloadfiles import PayloadFiles
 from origin.query.table import DEFAULT_TABLES, default_table_access
 from origin.query.ttl import TTLPolicy
 from origin.reads import Reads
@@ -82,11 +83,13 @@ def create_app(
     ttl = TTLPolicy(
         settings.ttl_short_seconds, settings.ttl_long_seconds, settings.snapshot_settle_seconds
     )
-    reads = Reads(engines.reader, access)
+    files_dir = settings.payload_files_dir() if settings.payload_store == "files" else None
+    files = PayloadFiles(files_dir) if files_dir is not None else None
+    reads = Reads(engines.reader, access, files)
     feed = FeedWatcher(reads.feed_head, settings.feed_poll_seconds)
     api = Api(
         reads=reads,
-        writes=Writes(engines.writer, clock, on_commit=feed.advanced),
+        writes=Writes(engines.writer, clock, on_commit=feed.advanced, files=files),
         feed=feed,
         tokens=TokenBook.from_file(settings.tokens_file),
         ttl=ttl,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from origin.db import describe
+from origin.payloadfiles import PayloadFileError, PayloadFiles, in_files
 from origin.query.sql import answer_statement, version_statement
 from origin.query.table import TableAccess
 from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
@@ -39,12 +41,16 @@ class Result:
     head: Head
     rows: Sequence[Mapping[str, Any]] | None  # None: not fetched (the client's copy is current)
     data: bytes | None = None  # payload bytes
+    path: Path | None = None  # or the file that holds them
 
 
 class Reads:
-    def __init__(self, engine: Engine, access: TableAccess) -> None:
+    def __init__(
+        self, engine: Engine, access: TableAccess, files: PayloadFiles | None = None
+    ) -> None:
         self._engine = engine
         self.access = access
+        self.files = files
 
     def read(self, query: Query, fresh_enough: Callable[[Head], bool]) -> Result:
         with self._engine.connect() as conn, conn.begin():
@@ -58,8 +64,22 @@ class Reads:
             statement, params = answer_statement(query, self.access)
             result = conn.execute(statement, params).mappings().all()
         if isinstance(query, Payload):
-            return Result(head, (), data=bytes(result[0]["data"]))
+            data = result[0]["data"]
+            if in_files(int(head.row["size"]), data):
+                return Result(head, (), path=self._payload_file(query.hash))
+            return Result(head, (), data=bytes(data))
         return Result(head, [dict(r) for r in result])
+
+    def _payload_file(self, digest: str) -> Path:
+        if self.files is None:
+            raise PayloadFileError(
+                f"payload {digest}'s bytes are in a file store and this origin has none: "
+                "set payload_store = files (and payload_dir)"
+            )
+        path = self.files.path(digest)
+        if not path.is_file():
+            raise PayloadFileError(f"payload {digest} is missing from {self.files.root}")
+        return path
 
     def feed_head(self) -> int:
         """The feed position of the newest committed write."""

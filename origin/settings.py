@@ -12,6 +12,9 @@ from outpost.config import SettingsError
 __all__ = ["OriginSettings"]
 
 
+PAYLOAD_STORES = ("database", "files")
+
+
 @dataclass(frozen=True)
 class OriginSettings:
     db: str = "sqlite:///outpost.sqlite"
@@ -31,6 +34,11 @@ class OriginSettings:
     # (this process's own writes wake it at once).
     feed_poll_seconds: float = 0.05
     workers: int = 1
+    # Where payload bytes live (origin.payloadfiles): "database" (the payloads table) or
+    # "files" (a content-addressed file tree in payload_dir; default: payloads/ beside a
+    # SQLite database). The metadata stays in the database either way.
+    payload_store: str = "database"
+    payload_dir: Path | None = None
     frontier_require_id: bool = False  # refuse Frontier requests without X-Frontier-Id
     frontier_max_url_bytes: int = 64 * 1024  # squid's default request-line limit
     frontier_max_bytes: int = 128 * 1024 * 1024  # largest row stream of one Frontier payload
@@ -84,6 +92,23 @@ class OriginSettings:
                 raise SettingsError(f"origin.{name}={getattr(self, name)}: must be positive")
         if not 0 < self.port < 65536:
             raise SettingsError(f"origin.port={self.port}: expected 1..65535")
+        if self.payload_store not in PAYLOAD_STORES:
+            raise SettingsError(
+                f"origin.payload_store={self.payload_store!r}: expected one of {PAYLOAD_STORES}"
+            )
+        if self.payload_store == "files" and self.payload_files_dir() is None:
+            raise SettingsError(
+                "origin.payload_store = files needs origin.payload_dir (a directory for the "
+                "payload files) with a database other than SQLite"
+            )
+
+    def payload_files_dir(self) -> Path | None:
+        """Where payload files go: `payload_dir`, or payloads/ beside a SQLite database."""
+        if self.payload_dir is not None:
+            return self.payload_dir
+        if self.db.startswith("sqlite:///"):
+            return Path(self.db.removeprefix("sqlite:///")).parent / "payloads"
+        return None
 
     def frontier_limits(self) -> FrontierLimits:
         """The database limits of Frontier connections."""

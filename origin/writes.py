@@ -33,6 +33,7 @@ from origin.feed import (
     tag_change,
 )
 from origin.inputs import GlobalTagUpdate, MapEntry, NewIov, NewTag, check_since
+from origin.payloadfiles import PayloadFiles
 from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
 from outpost.errors import Conflict, NotFound
 
@@ -45,17 +46,22 @@ class Writes:
     """Applies writes to the database; `clock()` gives microseconds since the epoch."""
 
     def __init__(
-        self, engine: Engine, clock: Clock, on_commit: Callable[[int], None] | None = None
+        self,
+        engine: Engine,
+        clock: Clock,
+        on_commit: Callable[[int], None] | None = None,
+        files: PayloadFiles | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self.on_commit = on_commit  # told the feed position of each committed write
+        self.files = files  # payload bytes go here, not into the table
 
     @contextlib.contextmanager
     def session(self) -> Iterator[WriteSession]:
         """Several writes in one transaction: all of them happen, or none."""
         with self._engine.begin() as conn:
-            session = WriteSession(conn, self._clock)
+            session = WriteSession(conn, self._clock, self.files)
             yield session
         if session.last_seq is not None and self.on_commit is not None:
             self.on_commit(session.last_seq)
@@ -87,9 +93,10 @@ class Writes:
 class WriteSession:
     """Write operations inside one open transaction."""
 
-    def __init__(self, conn: Connection, clock: Clock) -> None:
+    def __init__(self, conn: Connection, clock: Clock, files: PayloadFiles | None = None) -> None:
         self._conn = conn
         self._clock = clock
+        self._files = files
         self.last_seq: int | None = None  # the feed position of the last change recorded
 
     def _record(self, change: Change) -> None:
@@ -127,10 +134,12 @@ class WriteSession:
         if self._conn.scalar(select(payloads.c.hash).where(payloads.c.hash == digest)):
             return digest, False
         now = self._clock()
+        if self._files is not None:  # the file first: a row never names bytes that are not there
+            self._files.write(digest, data)
         self._conn.execute(
             insert(payloads).values(
                 hash=digest,
-                data=data,
+                data=data if self._files is None else b"",
                 size=len(data),
                 object_type=object_type,
                 created_at=now,

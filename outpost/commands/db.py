@@ -1,4 +1,5 @@
-"""`outpost db init | sample | load`: create, fill and import into the conditions database."""
+"""`outpost db init | sample | load | payloads`: create, fill and import into the conditions
+database, and move payload bytes between it and the file store."""
 
 from __future__ import annotations
 
@@ -65,6 +66,17 @@ def add_parser(commands: Any) -> None:
     load.add_argument("file", type=Path)
     db_options(load)
     load.set_defaults(handler=_load)
+    move = db_commands.add_parser(
+        "payloads", help="move payload bytes between the database and the file store"
+    )
+    move.add_argument("--to", choices=("files", "database"), required=True)
+    move.add_argument(
+        "--payload-dir",
+        type=Path,
+        help="the file store (default: payloads/ beside a SQLite database)",
+    )
+    db_options(move)
+    move.set_defaults(handler=_payloads)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -101,6 +113,33 @@ def _load(args: argparse.Namespace) -> int:
         finally:
             engines.dispose()
     print(f"loaded {summary}")
+    return 0
+
+
+def _payloads(args: argparse.Namespace) -> int:
+    from origin.db import create_engines, migrate
+    from origin.payloadfiles import PayloadFileError, PayloadFiles
+    from origin.payloadmove import move_payloads
+
+    settings = origin_settings(args, payload_dir=args.payload_dir)
+    root = settings.payload_files_dir()
+    if root is None:
+        print("outpost: give --payload-dir: the database is not SQLite, so there is no default")
+        return 2
+    with database_errors(settings.db):
+        migrate(settings.db)
+        engines = create_engines(settings.db)
+        try:
+            result = move_payloads(engines.writer, PayloadFiles(root), args.to)
+        except (PayloadFileError, OSError) as exc:
+            print(f"outpost: nothing moved: {exc}")
+            return 1
+        finally:
+            engines.dispose()
+    where = f"the file store {root}" if args.to == "files" else f"the database {shown(settings.db)}"
+    print(f"moved {result.moved} payloads ({result.bytes:,} bytes) to {where}")
+    if args.to == "files":
+        print(f'set payload_store = "files" and payload_dir = "{root}" in [origin]')
     return 0
 
 
