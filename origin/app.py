@@ -40,6 +40,7 @@ from origin.query.ttl import TTLPolicy
 from origin.reads import Reads
 from origin.settings import OriginSettings
 from origin.writes import Writes
+from outpost.config import SettingsError
 from outpost.errors import (
     Conflict,
     MethodNotAllowed,
@@ -84,7 +85,15 @@ def create_app(
         settings.ttl_short_seconds, settings.ttl_long_seconds, settings.snapshot_settle_seconds
     )
     files_dir = settings.payload_files_dir() if settings.payload_store == "files" else None
-    files = PayloadFiles(files_dir) if files_dir is not None else None
+    files = None
+    if files_dir is not None:
+        try:
+            files_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(
+                f"origin.payload_dir={str(files_dir)!r}: cannot be created ({exc.strerror})"
+            ) from None
+        files = PayloadFiles(files_dir)
     reads = Reads(engines.reader, access, files)
     feed = FeedWatcher(reads.feed_head, settings.feed_poll_seconds)
     api = Api(

@@ -8,6 +8,7 @@ the bytes it was computed for.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,10 @@ class Reads:
                     conn.execute(select(literal(1)).select_from(table).limit(1)).all()
         except SQLAlchemyError as exc:
             return describe(exc)
+        if self.files is not None:
+            root = self.files.root
+            if not root.is_dir() or not os.access(root, os.R_OK | os.W_OK | os.X_OK):
+                return f"the payload store {root} is not a directory this process can write"
         return None
 
 

@@ -5,6 +5,7 @@ table, and `outpost db payloads` moves them both ways, all or nothing. SQLite an
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,36 @@ def test_a_file_store_needs_a_directory_unless_the_database_is_sqlite() -> None:
         OriginSettings(payload_store="s3")
     settings = OriginSettings(db="sqlite:////data/outpost.sqlite", payload_store="files")
     assert settings.payload_files_dir() == Path("/data/payloads")
+
+
+def test_readiness_says_when_the_file_store_cannot_be_written(
+    empty_db: str, make_client: MakeClient, tmp_path: Path
+) -> None:
+    store = tmp_path / "payloads"
+    origin = make_client(empty_db, payload_store="files", payload_dir=store)
+    assert store.is_dir()  # made when the origin starts
+    assert origin.get("/_outpost/readyz").status_code == 200
+    store.rmdir()
+    store.write_text("not a directory")
+    answer = origin.get("/_outpost/readyz")
+    assert answer.status_code == 503
+    assert "payload store" in answer.json()["detail"]
+
+
+def test_an_origin_whose_file_store_cannot_be_made_says_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    db = f"sqlite:///{tmp_path / 'conditions.sqlite'}"
+    subprocess.run([sys.executable, "-m", "outpost", "db", "init", "--db", db], check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "outpost", "origin", "--db", db, "--port", "1"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "OUTPOST_ORIGIN_PAYLOAD_STORE": "files",
+            "OUTPOST_ORIGIN_PAYLOAD_DIR": str(tmp_path / "file" / "payloads"),
+        },
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "payload_dir" in done.stderr and "Traceback" not in done.stderr
