@@ -45,6 +45,7 @@ PAGE_LIMIT = 1000  # entries asked for per poll
 PREFETCH_CONCURRENCY = 16
 PREFETCH_ATTEMPTS = 3
 RETRY_SECONDS = 1.0  # after a failed poll
+EMPTY_AT_ONCE = 0.05  # an empty answer this quick to a long poll: do not ask again at once
 
 _PASSED = (b"content-type", b"outpost-feed-head")  # what a passed-up answer keeps
 
@@ -102,6 +103,7 @@ class Feed:
             return True
         after = ring.head or 0
         query = FeedQuery(after=after, limit=PAGE_LIMIT, wait=self.wait_seconds)
+        asked = time.monotonic()
         answer = await self._get(query)
         if answer is None:
             return False
@@ -124,6 +126,8 @@ class Feed:
         ring.upstream_head = max(ring.upstream_head, page.head)
         if page.entries:
             await self._apply(page.entries)
+        elif time.monotonic() - asked < EMPTY_AT_ONCE:  # not held: the upstream is stopping
+            await asyncio.sleep(RETRY_SECONDS / 10)
         self.metrics.feed_lag_entries.set(max(0, ring.upstream_head - (ring.head or 0)))
         return True
 

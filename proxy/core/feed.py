@@ -84,11 +84,12 @@ class FeedRing:
         return self.base
 
     def start(self, position: int) -> None:
-        """Follow from `position` on, holding nothing older (a start or a resync)."""
+        """Follow from `position` on, holding nothing older (a start, or a resync with an
+        upstream whose feed is behind what this ring held: its head is the truth now)."""
         self._entries.clear()
         self._bytes = 0
         self.base = position
-        self.upstream_head = max(self.upstream_head, position)
+        self.upstream_head = position
 
     def add(self, entries: Sequence[Entry]) -> None:
         """Entries applied (their objects held), in order, after `head`."""

@@ -131,6 +131,16 @@ def test_the_ring_answers_readers_it_holds_everything_for_and_sends_the_others_u
     assert [e.seq for e in ring.after(11, 10)] == [12, 13, 14]
 
 
+def test_a_resync_takes_the_upstreams_word_for_where_the_feed_stands() -> None:
+    ring = FeedRing(max_entries=10, max_bytes=1 << 20)
+    ring.start(20)
+    ring.add([entry(21), entry(22)])
+    ring.upstream_head = 30
+    ring.start(5)  # the upstream's database was restored from an older copy
+    assert ring.head == 5 and len(ring) == 0
+    assert ring.answers(5) and not ring.answers(6)  # ahead of it now: asked upstream
+
+
 def test_the_ring_is_bounded_in_bytes_too() -> None:
     ring = FeedRing(max_entries=100, max_bytes=150)
     ring.start(0)
