@@ -28,17 +28,14 @@ from harness import HOST, clean_environment, free_port, outpost_command
 from hit_throughput import Server, start_server, stop_server
 from wrk import BenchmarkError
 
+from outpost.config import parse_size
+
 TOKEN = "bench-writer-token"
 STORES = ("database", "files")
 
 
 def parse_sizes(text: str) -> list[int]:
-    units = {"KiB": 1024, "MiB": 1024 * 1024}
-    sizes = []
-    for item in text.split(","):
-        unit = next((u for u in units if item.endswith(u)), None)
-        sizes.append(int(item.removesuffix(unit)) * units[unit] if unit else int(item))
-    return sizes
+    return [parse_size(item.strip(), "--sizes") for item in text.split(",") if item.strip()]
 
 
 async def upload_for(base: str, size: int, seconds: float, clients: int) -> tuple[int, float]:
@@ -122,7 +119,7 @@ def main() -> int:
                     }
                     results.setdefault(store, {})[str(size)] = row
                     print(
-                        f"{store:8} {size / 2**20:5.0f} MiB: {row['objects_per_s']:6.1f} objects/s "
+                        f"{store:8} {size / 2**20:6g} MiB: {row['objects_per_s']:6.1f} objects/s "
                         f"({row['mb_per_s']:.0f} MB/s)",
                         file=sys.stderr,
                     )
