@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from outpost import draining
+from outpost.feed import page_answer
 from outpost.urls import GlobalTagList, GlobalTagMap, Payload, TagInfo, TagIovs, format_time
 
 __all__ = [
@@ -99,11 +100,9 @@ def globaltag_change(name: str, state: str, time: int) -> Change:
 
 
 def feed_answer(after: int, head: int, rows: Sequence[tuple[int, str]]) -> bytes:
-    """The JSON answer: `after` as asked, the feed's `head`, the entries, and `next`, the
-    position to ask after next time. Stored entries are spliced in, not re-encoded."""
-    entries = b",".join(b'{"seq":%d,%s' % (seq, entry.encode()[1:]) for seq, entry in rows)
-    following = rows[-1][0] if rows else max(after, 0)
-    return b'{"after":%d,"head":%d,"next":%d,"changes":[%s]}' % (after, head, following, entries)
+    """The JSON answer (`outpost.feed.page_answer`) of stored entries, each given its `seq`."""
+    entries = [(seq, b'{"seq":%d,%s' % (seq, entry.encode()[1:])) for seq, entry in rows]
+    return page_answer(after, head, entries)
 
 
 class FeedWatcher:

@@ -16,7 +16,7 @@ import orjson
 from outpost.errors import BadRequest
 from outpost.urls import parse_time
 
-__all__ = ["MAX_URLS", "Entry", "FeedUnreadable", "Page", "parse_page"]
+__all__ = ["MAX_URLS", "Entry", "FeedUnreadable", "Page", "page_answer", "parse_page"]
 
 MAX_URLS = 100_000  # of one entry: more is not an answer of an Outpost origin
 
@@ -40,6 +40,15 @@ class Entry:
 class Page:
     head: int
     entries: list[Entry]
+
+
+def page_answer(after: int, head: int, entries: list[tuple[int, bytes]]) -> bytes:
+    """The answer to `/v1/changes?after=AFTER`, in every tier: `after` as asked, the feed's
+    `head`, `next` (where to ask from next time) and the entries, (seq, JSON) spliced in as
+    they are, never re-encoded."""
+    following = entries[-1][0] if entries else after
+    body = b",".join(raw for _, raw in entries)
+    return b'{"after":%d,"head":%d,"next":%d,"changes":[%s]}' % (after, head, following, body)
 
 
 def parse_page(body: bytes, after: int) -> Page:

@@ -224,7 +224,7 @@ class Feed:
         if not entries and query.wait:
             await self._wait_beyond(query.after, query.wait)
             entries = ring.after(query.after, query.limit)
-        body = page_answer(query.after, ring.head or 0, entries)
+        body = page_answer(query.after, ring.head or 0, [(e.seq, e.raw) for e in entries])
         headers = [
             (b"content-type", b"application/json"),
             (b"cache-control", b"no-store"),

@@ -22,7 +22,9 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from outpost.feed import Entry, FeedUnreadable, Page, parse_page
+from outpost.errors import OutpostError
+from outpost.feed import Entry, FeedUnreadable, Page, page_answer, parse_page
+from outpost.urls import Payload, Query, parse
 
 __all__ = [
     "Entry",
@@ -34,8 +36,6 @@ __all__ = [
     "parse_page",
     "plan",
 ]
-
-PAYLOAD_PREFIX = "/v1/payloads/"
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class Plan:
 def plan(entries: Iterable[Entry], tags: Sequence[str] = ()) -> Plan:
     """Payloads to fetch: those an IOV batch of a subscribed tag names (every tag without
     `tags` globs), and, without globs, every payload as it is uploaded. Answers to drop: every
-    other URL an entry makes new (a tag's IOVs, its metadata, a global tag's map)."""
+    other URL an entry makes new (a tag's IOVs, its metadata, a global tag's map). A URL that
+    is not the canonical spelling of an Outpost read (`outpost.urls`) is neither: an upstream
+    cannot make this proxy fetch or forget anything else."""
     fetch: dict[str, None] = {}
     drop: dict[str, None] = {}
     for entry in entries:
@@ -59,12 +61,23 @@ def plan(entries: Iterable[Entry], tags: Sequence[str] = ()) -> Plan:
             else not tags or any(fnmatch.fnmatchcase(entry.tag, glob) for glob in tags)
         )
         for url in entry.urls:
-            if url.startswith(PAYLOAD_PREFIX):
+            query = _read_of(url)
+            if isinstance(query, Payload):
                 if wanted and entry.kind in ("iovs", "payload"):
                     fetch[url] = None
-            else:
+            elif query is not None:
                 drop[url] = None
     return Plan(tuple(fetch), tuple(drop))
+
+
+def _read_of(url: str) -> Query | None:
+    """The read `url` names if it is that read's canonical URL, else None."""
+    path, _, query_string = url.partition("?")
+    try:
+        query = parse(path, query_string)
+    except OutpostError:
+        return None
+    return query if query.url() == url else None
 
 
 @dataclass
@@ -128,10 +141,3 @@ class FeedRing:
     @property
     def bytes(self) -> int:
         return self._bytes
-
-
-def page_answer(after: int, head: int, entries: Sequence[Entry]) -> bytes:
-    """The JSON a reader gets, as the origin writes it (`origin.feed.feed_answer`)."""
-    following = entries[-1].seq if entries else after
-    body = b",".join(entry.raw for entry in entries)
-    return b'{"after":%d,"head":%d,"next":%d,"changes":[%s]}' % (after, head, following, body)

@@ -106,6 +106,23 @@ def test_entries_ask_for_their_payloads_and_drop_the_answers_they_change() -> No
     assert ecal.drop == everything.drop  # a changed answer is dropped whoever subscribes
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/_outpost/flush",
+        f"/v1/payloads/../../_outpost/flush{A}",
+        "/v1/payloads/XYZ",
+        f"/v1/payloads/{A.upper()}",
+        "/v1/tags/EcalLaser/iovs?since=0",  # not the canonical spelling
+        "/v1/tags/Ecal%2FLaser",
+        "/v1/nothing",
+    ],
+)
+def test_a_url_that_is_no_canonical_read_is_neither_fetched_nor_dropped(url: str) -> None:
+    planned = plan([entry(1, "iovs", "EcalLaser", url)])
+    assert planned.fetch == () and planned.drop == ()
+
+
 def test_an_uploaded_payload_is_held_only_without_tag_globs() -> None:
     upload = [entry(1, "payload", None, f"/v1/payloads/{A}")]
     assert plan(upload).fetch == (f"/v1/payloads/{A}",)
@@ -151,7 +168,7 @@ def test_the_ring_is_bounded_in_bytes_too() -> None:
 
 def test_page_answer_is_what_the_origin_writes() -> None:
     entries = [entry(4), entry(6)]
-    document = orjson.loads(page_answer(3, 9, entries))
+    document = orjson.loads(page_answer(3, 9, [(e.seq, e.raw) for e in entries]))
     assert document["after"] == 3 and document["head"] == 9 and document["next"] == 6
     assert [e["seq"] for e in document["changes"]] == [4, 6]
     assert orjson.loads(page_answer(9, 9, [])) == {"after": 9, "head": 9, "next": 9, "changes": []}
