@@ -165,6 +165,7 @@ class ProxyApp:
                 responder=self.responder,
                 metrics=self.metrics,
                 tags=settings.subscribe_tags,
+                globaltags=settings.subscribe_globaltags,
                 wait_seconds=min(
                     settings.feed_wait_seconds, max(1, int(settings.read_timeout_seconds) - 5)
                 ),

@@ -25,9 +25,18 @@ from starlette.types import Scope, Send
 
 from outpost import draining
 from outpost.errors import BadRequest
-from outpost.urls import FeedQuery, parse_feed
+from outpost.urls import FeedQuery, GlobalTagMap, parse_feed
 from proxy.core.directives import CacheControl
-from proxy.core.feed import Entry, FeedRing, FeedUnreadable, page_answer, parse_page, plan
+from proxy.core.feed import (
+    Entry,
+    FeedRing,
+    FeedUnreadable,
+    changes_globaltag,
+    mapped_tags,
+    page_answer,
+    parse_page,
+    plan,
+)
 from proxy.core.headers import with_via
 from proxy.core.status import cache_status
 from proxy.engine import Engine
@@ -63,6 +72,7 @@ class Feed:
         metrics: ProxyMetrics,
         tags: Sequence[str],
         wait_seconds: int,
+        globaltags: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.ring = ring
@@ -72,6 +82,8 @@ class Feed:
         self.responder = responder
         self.metrics = metrics
         self.tags = tuple(tags)
+        self.globaltags = tuple(globaltags)
+        self._maps: dict[str, frozenset[str]] = {}  # subscribed global tag → the tags it maps
         self.wait_seconds = wait_seconds
         self._moved: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(PREFETCH_CONCURRENCY)
@@ -98,6 +110,7 @@ class Feed:
             if head is None:
                 return False
             ring.start(head)
+            await self._read_maps()
             self.metrics.feed_position.set(head)
             log.info("following the feed from position %d", head)
             return True
@@ -115,6 +128,7 @@ class Feed:
             if head is None:
                 return False
             ring.start(head)
+            await self._read_maps()
             self._wake()
             return True
         try:
@@ -161,9 +175,12 @@ class Feed:
 
     async def _apply(self, entries: list[Entry]) -> None:
         """Hold what `entries` announce, then let children read them."""
-        wanted = plan(entries, self.tags)
+        wanted = plan(entries, self.tags, self.mapped)
         for url in wanted.drop:
             await self.store.delete(url)
+        if changes_globaltag(entries, self.globaltags):  # its map was dropped above: read anew
+            await self._read_maps()
+            wanted = plan(entries, self.tags, self.mapped)
         await asyncio.gather(*(self._hold(url) for url in wanted.fetch))
         self.ring.add(entries)
         self.metrics.feed_position.set(entries[-1].seq)
@@ -171,6 +188,43 @@ class Feed:
         if committed is not None:
             self.metrics.feed_lag_seconds.set(max(0.0, time.time() - committed / 1_000_000))
         self._wake()
+
+    @property
+    def mapped(self) -> frozenset[str] | None:
+        """The tags the subscribed global tags map (None: no global tag is subscribed)."""
+        if not self.globaltags:
+            return None
+        return frozenset().union(*self._maps.values())
+
+    async def _read_maps(self) -> None:
+        """Read the subscribed global tags' maps through the cache. One that cannot be read
+        keeps the tags it mapped before (none, at the start): its payloads are then fetched
+        by the children that ask for them, as without a subscription."""
+        for name in self.globaltags:
+            request = Request("GET", GlobalTagMap(name).url(), [], CacheControl())
+            try:
+                status, body = await self._read(request)
+                if status == 404:
+                    self._maps[name] = frozenset()  # not created yet
+                elif status != 200:
+                    raise FeedUnreadable(f"status {status}")
+                else:
+                    self._maps[name] = mapped_tags(body)
+            except (FeedUnreadable, RelayBroken) as exc:
+                self.metrics.feed_problems.labels("globaltag").inc()
+                log.warning("cannot read global tag %s's map: %s", name, exc)
+
+    async def _read(self, request: Request) -> tuple[int, bytes]:
+        """Status and body of a GET through the cache (stored, passed on or relayed)."""
+        outcome, _ = await self.engine.resolve(request)
+        if outcome.entry is not None:
+            return outcome.entry.status, outcome.entry.body
+        if outcome.relay is not None:
+            return 200, b"".join([chunk async for chunk in outcome.relay.chunks()])
+        if outcome.response is not None:
+            await outcome.response.close()
+            return outcome.response.status, outcome.response.body
+        raise FeedUnreadable(f"no answer: {outcome.error}")
 
     async def _hold(self, url: str) -> None:
         """Fetch `url` into the cache (a hit if it is there), with a few tries; a payload that
@@ -206,6 +260,8 @@ class Feed:
             "buffered_entries": len(ring),
             "buffered_bytes": ring.bytes,
             "tags": list(self.tags) or None,
+            "globaltags": list(self.globaltags) or None,
+            "mapped_tags": None if self.mapped is None else len(self.mapped),
         }
 
     # --- serving children ------------------------------------------------------------------

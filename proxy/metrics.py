@@ -171,7 +171,8 @@ class ProxyMetrics:
         )
         self.feed_problems = Counter(
             "outpost_proxy_feed_problems",
-            "Feed polls that failed, by kind (unreachable, unreadable, resync).",
+            "Feed polls that failed, by kind (unreachable, unreadable, resync; globaltag: a"
+            " subscribed global tag's map could not be read).",
             ["kind"],
             registry=r,
         )

@@ -94,6 +94,7 @@ class ProxySettings:
     # announces, relay it to children. None: on when the proxy has a parent.
     subscribe: bool | None = None
     subscribe_tags: tuple[str, ...] = ()  # globs of the tags whose payloads are held; () all
+    subscribe_globaltags: tuple[str, ...] = ()  # global tags whose mapped tags' payloads are held
     feed_buffer_entries: int = 10_000  # entries a child can resume from here (then: upstream)
     feed_buffer_bytes: int = 64 * 1024 * 1024
     feed_wait_seconds: int = 25  # how long one poll of the upstream's feed may wait

@@ -52,6 +52,23 @@ def add_parser(commands: Any) -> None:
     )
     proxy.add_argument("--parent", help="parent proxy URL to register with (flush fan-out)")
     proxy.add_argument("--advertise-url", help="URL the parent reaches this proxy at")
+    proxy.add_argument(
+        "--subscribe",
+        action=argparse.BooleanOptionalAction,
+        help="follow the upstream's change feed (default: on when --parent is given)",
+    )
+    proxy.add_argument(
+        "--subscribe-tags",
+        action="append",
+        metavar="GLOB",
+        help="hold the announced payloads of these tags only (repeat; default all)",
+    )
+    proxy.add_argument(
+        "--subscribe-globaltag",
+        action="append",
+        metavar="NAME",
+        help="hold the announced payloads of the tags this global tag maps (repeat)",
+    )
     proxy.add_argument("--redis", help="Redis URL of the site's shared cache tier")
     proxy.add_argument("--cache-size", help="memory cache size, e.g. 512MiB")
     proxy.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
@@ -94,6 +111,11 @@ def _proxy(args: argparse.Namespace) -> int:
         "upstreams": tuple(args.upstream) if args.upstream else None,
         "parent": args.parent,
         "advertise_url": args.advertise_url,
+        "subscribe": args.subscribe,
+        "subscribe_tags": tuple(args.subscribe_tags) if args.subscribe_tags else None,
+        "subscribe_globaltags": (
+            tuple(args.subscribe_globaltag) if args.subscribe_globaltag else None
+        ),
         "redis": args.redis,
         "cache_size": args.cache_size,
         "workers": args.workers,

@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from outpost.errors import OutpostError
 from outpost.feed import Entry, FeedUnreadable, Page, page_answer, parse_page
 from outpost.urls import Payload, Query, parse
@@ -32,6 +34,8 @@ __all__ = [
     "FeedUnreadable",
     "Page",
     "Plan",
+    "changes_globaltag",
+    "mapped_tags",
     "page_answer",
     "parse_page",
     "plan",
@@ -46,19 +50,26 @@ class Plan:
     drop: tuple[str, ...]  # stored answers that the entries change
 
 
-def plan(entries: Iterable[Entry], tags: Sequence[str] = ()) -> Plan:
-    """Payloads to fetch: those an IOV batch of a subscribed tag names (every tag without
-    `tags` globs), and, without globs, every payload as it is uploaded. Answers to drop: every
-    other URL an entry makes new (a tag's IOVs, its metadata, a global tag's map). A URL that
-    is not the canonical spelling of an Outpost read (`outpost.urls`) is neither: an upstream
-    cannot make this proxy fetch or forget anything else."""
+def plan(
+    entries: Iterable[Entry], tags: Sequence[str] = (), mapped: frozenset[str] | None = None
+) -> Plan:
+    """Payloads to fetch: those an IOV batch of a subscribed tag names, and, when every tag is
+    subscribed, every payload as it is uploaded. A tag is subscribed when it matches one of
+    the `tags` globs or is in `mapped` (the tags the subscribed global tags map); with neither,
+    every tag is. Answers to drop: every other URL an entry makes new (a tag's IOVs, its
+    metadata, a global tag's map). A URL that is not the canonical spelling of an Outpost read
+    (`outpost.urls`) is neither: an upstream cannot make this proxy fetch or forget anything
+    else."""
+    everything = not tags and mapped is None
     fetch: dict[str, None] = {}
     drop: dict[str, None] = {}
     for entry in entries:
-        wanted = (
-            not tags
-            if entry.tag is None
-            else not tags or any(fnmatch.fnmatchcase(entry.tag, glob) for glob in tags)
+        wanted = everything or (
+            entry.tag is not None
+            and (
+                (mapped is not None and entry.tag in mapped)
+                or any(fnmatch.fnmatchcase(entry.tag, glob) for glob in tags)
+            )
         )
         for url in entry.urls:
             query = _read_of(url)
@@ -68,6 +79,31 @@ def plan(entries: Iterable[Entry], tags: Sequence[str] = ()) -> Plan:
             elif query is not None:
                 drop[url] = None
     return Plan(tuple(fetch), tuple(drop))
+
+
+def changes_globaltag(entries: Iterable[Entry], names: Sequence[str]) -> bool:
+    """Whether one of `entries` changes the map of a global tag in `names`."""
+    return any(
+        entry.kind == "globaltag"
+        and entry.document is not None
+        and entry.document.get("globaltag") in names
+        for entry in entries
+    )
+
+
+def mapped_tags(body: bytes) -> frozenset[str]:
+    """The tags a global tag's map answer (`/v1/globaltags/NAME`) names; `FeedUnreadable` if
+    the answer is not one (it comes from an upstream)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FeedUnreadable(f"a global tag's map that is not JSON: {exc}") from None
+    rows = document.get("map") if isinstance(document, dict) else None
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict) and isinstance(row.get("tag"), str) for row in rows
+    ):
+        raise FeedUnreadable("a global tag's map without a 'map' list of records and tags")
+    return frozenset(row["tag"] for row in rows)
 
 
 def _read_of(url: str) -> Query | None:

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.core.feed import Entry, FeedRing, FeedUnreadable, page_answer, parse_page, plan
+from proxy.core.feed import (
+    Entry,
+    FeedRing,
+    FeedUnreadable,
+    changes_globaltag,
+    mapped_tags,
+    page_answer,
+    parse_page,
+    plan,
+)
 
 A, B = "a" * 64, "b" * 64
 
@@ -172,3 +181,42 @@ def test_page_answer_is_what_the_origin_writes() -> None:
     assert document["after"] == 3 and document["head"] == 9 and document["next"] == 6
     assert [e["seq"] for e in document["changes"]] == [4, 6]
     assert orjson.loads(page_answer(9, 9, [])) == {"after": 9, "head": 9, "next": 9, "changes": []}
+
+
+def test_a_global_tag_subscription_holds_the_payloads_of_the_tags_it_maps() -> None:
+    entries = [
+        entry(1, "payload", None, f"/v1/payloads/{A}"),
+        entry(2, "iovs", "EcalLaser", "/v1/tags/EcalLaser/iovs", f"/v1/payloads/{A}"),
+        entry(3, "iovs", "HcalGain", "/v1/tags/HcalGain/iovs", f"/v1/payloads/{B}"),
+    ]
+    mapped = plan(entries, mapped=frozenset({"HcalGain"}))
+    assert mapped.fetch == (f"/v1/payloads/{B}",)  # an upload alone names no tag: not held
+    either = plan(entries, tags=("Ecal*",), mapped=frozenset({"HcalGain"}))
+    assert either.fetch == (f"/v1/payloads/{A}", f"/v1/payloads/{B}")
+    assert plan(entries, mapped=frozenset()).fetch == ()  # a global tag that maps nothing yet
+    assert mapped.drop == plan(entries).drop
+
+
+def test_a_globaltag_entry_names_the_map_it_changes() -> None:
+    change = entry(1, "globaltag", None, "/v1/globaltags/GT")
+    gt = Entry(1, b"{}", "globaltag", None, change.urls, document={"globaltag": "GT"})
+    assert changes_globaltag([gt], ["GT"])
+    assert not changes_globaltag([gt], ["OTHER"])
+    assert not changes_globaltag([entry(2, "iovs", "GT", "/v1/tags/GT/iovs")], ["GT"])
+
+
+def test_a_global_tag_map_answer_gives_its_tags() -> None:
+    body = (
+        b'{"name":"GT","map":[{"record":"A","label":"","tag":"EcalLaser"},'
+        b'{"record":"B","label":"x","tag":"HcalGain"}]}'
+    )
+    assert mapped_tags(body) == {"EcalLaser", "HcalGain"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"map": {}}', b'{"map": [{"record": "A"}]}', b'{"map": [{"tag": 1}]}'],
+)
+def test_a_global_tag_map_that_is_not_one_is_unreadable(body: bytes) -> None:
+    with pytest.raises(FeedUnreadable):
+        mapped_tags(body)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.origin import TOKENS, WRITER_TOKEN
+from support.origin import ADMIN_TOKEN, TOKENS, WRITER_TOKEN
 from support.stack import Server, Stack
 
 from outpost.client import AsyncClient, Client, ClientSettings, NewObject
@@ -61,20 +61,21 @@ class Follower:
         raise AssertionError(f"saw {len(found)} {kind} entries, not {count}: {self.seen}")
 
 
-def publish(origin: Server, since: int) -> bytes:
+def publish(origin: Server, since: int, tag: str = TAG) -> bytes:
     """A new object and the IOV that points to it, as a calibration producer writes them."""
-    data = b"laser correction for run %d " % since + hashlib.sha256(b"%d" % since).digest() * 64
+    seed = b"%s %d" % (tag.encode(), since)
+    data = b"laser correction for run %d " % since + hashlib.sha256(seed).digest() * 64
     answer = httpx.post(f"{origin.url}/v1/payloads?object_type=Laser", content=data, headers=AUTH)
     assert answer.status_code == 201, answer.text
     digest = answer.json()["hash"]
     body = {"iovs": [{"since": since, "payload": digest}]}
-    answer = httpx.post(f"{origin.url}/v1/tags/{TAG}/iovs", json=body, headers=AUTH)
+    answer = httpx.post(f"{origin.url}/v1/tags/{tag}/iovs", json=body, headers=AUTH)
     assert answer.status_code == 201, answer.text
     return data
 
 
-def make_tag(origin: Server) -> None:
-    body = {"name": TAG, "time_type": "run", "payload_type": "Laser", "description": ""}
+def make_tag(origin: Server, name: str = TAG) -> None:
+    body = {"name": name, "time_type": "run", "payload_type": "Laser", "description": ""}
     answer = httpx.post(f"{origin.url}/v1/tags", json=body, headers=AUTH)
     assert answer.status_code == 201, answer.text
 
@@ -161,6 +162,48 @@ def test_the_tag_answer_a_node_held_is_dropped_when_the_feed_changes_it(
     second = httpx.get(f"{node.url}/v1/tags/{TAG}/iovs").json()
     assert [i["since"] for i in first["iovs"]] == [1]
     assert [i["since"] for i in second["iovs"]] == [1, 2]  # not the stored answer of before
+
+
+def test_a_site_subscribed_to_a_global_tag_holds_the_payloads_of_the_tags_it_maps(
+    stack: Stack, origin: Server
+) -> None:
+    other = "EcalOtherFeed"
+    make_tag(origin, other)
+    put_globaltag(origin, "FeedGT", [TAG])
+    site = stack.proxy(
+        "site", [origin.url], extra=("--subscribe", "--subscribe-globaltag", "FeedGT")
+    )
+    following(site)
+    assert httpx.get(f"{site.url}/_outpost/status").json()["feed"]["mapped_tags"] == 1
+    follower = Follower(site.url)
+    follower.start()
+
+    def held_at_site(data: bytes) -> bool:
+        answer = httpx.get(f"{site.url}/v1/payloads/{hashlib.sha256(data).hexdigest()}")
+        assert answer.status_code == 200 and answer.content == data
+        return hit_at(answer, "site")
+
+    mapped, unmapped = publish(origin, 1), publish(origin, 1, other)
+    follower.until(2)  # announced: what the site holds, it held before announcing
+    assert held_at_site(mapped)
+    assert not held_at_site(unmapped)  # fetched now, by this request
+
+    put_globaltag(origin, "FeedGT", [TAG, other])  # the feed tells the site its map changed
+    follower.until(1, kind="globaltag")
+    now_mapped = publish(origin, 2, other)
+    follower.until(3)
+    assert held_at_site(now_mapped)
+    assert httpx.get(f"{site.url}/_outpost/status").json()["feed"]["mapped_tags"] == 2
+
+
+def put_globaltag(origin: Server, name: str, tags: list[str]) -> None:
+    records = [{"record": f"{tag}Rcd", "label": "", "tag": tag} for tag in tags]
+    answer = httpx.put(
+        f"{origin.url}/v1/globaltags/{name}",
+        json={"map": records},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert answer.status_code in (200, 201), answer.text
 
 
 def test_a_site_killed_mid_stream_loses_nothing_and_repeats_nothing(
