@@ -1,7 +1,8 @@
 """`outpost pushtest`: the ALICE online case on one machine, push against polling.
 
-A publisher writes a new object (`--object-size` random bytes) and appends its IOV to one tag,
-`--rate` times a second for `--seconds`, to an `outpost origin` (SQLite, in a temporary
+Producers write a new object (`--object-size` random bytes) and append its IOV to one tag,
+`--rate` times a second for `--seconds` (up to `PRODUCERS` objects being written at once), to
+an `outpost origin` (SQLite, in a temporary
 directory). Under the origin, `--sites` site proxies, each with `--nodes` node proxies under it
 (upstreams: its site, then the origin). Every node proxy has a leaf: a process of that server,
 here a task of this script, that records when it holds each object's bytes.
@@ -16,7 +17,9 @@ here a task of this script, that records when it holds each object's bytes.
 Per object, the latency is from its IOV write at the origin (the feed entry's time, the origin's
 clock) to the moment the last leaf held its bytes; `lost` counts objects some leaf never held
 within `GRACE_SECONDS` of the end. Origin payload requests per object come from the origin's
-metrics. Both scenarios run in the same invocation, one after the other, each on a fresh stack.
+metrics; `cpu_cores` says how busy each part of the stack kept the machine's cores while the
+objects were published (the harness is this process: producers and leaves). Both scenarios run
+in the same invocation, one after the other, each on a fresh stack.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ TAG = "PushTestCalib"
 TOKEN = "pushtest-writer-token"
 GRACE_SECONDS = 10.0
 POLL_SECONDS = 1.0
+PRODUCERS = 8  # objects being written at once, at most
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,9 @@ async def _measure(tree: Tree, config: PushConfig, push: bool) -> dict[str, Any]
             )
             for node, leaf in zip(tree.nodes, leaves, strict=True)
         ]
+        cpu_before = _cpu_seconds(tree)
         published, achieved = await _publish(session, origin, config)
+        cpu = _cpu_cores(cpu_before, _cpu_seconds(tree))
         deadline = time.monotonic() + GRACE_SECONDS
         while time.monotonic() < deadline and not all(
             set(published) <= set(leaf.held) for leaf in leaves
@@ -239,7 +245,37 @@ async def _measure(tree: Tree, config: PushConfig, push: bool) -> dict[str, Any]
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         after = await _origin_payload_requests(session, origin)
-    return _result(published, achieved, leaves, after - before)
+    return {**_result(published, achieved, leaves, after - before), "cpu_cores": cpu}
+
+
+def _cpu_seconds(tree: Tree) -> dict[str, float]:
+    """CPU time used so far by each part of the stack (Linux `/proc`; empty elsewhere), and the
+    wall clock: where the machine's cores go is what limits the rate."""
+    parts: dict[str, Sequence[Process | None]] = {
+        "origin": [tree.origin],
+        "sites": tree.sites,
+        "nodes": tree.nodes,
+    }
+    used = {"wall": time.monotonic(), "harness": time.process_time()}
+    try:
+        for part, processes in parts.items():
+            used[part] = sum(_process_cpu(p.process.pid) for p in processes if p is not None)
+    except OSError:
+        return {}
+    return used
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _cpu_cores(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Cores each part kept busy on average over the publishing window."""
+    if not before or not after:
+        return {}
+    wall = after["wall"] - before["wall"]
+    return {k: round((after[k] - before[k]) / wall, 2) for k in after if k != "wall"}
 
 
 async def _create_tag(session: aiohttp.ClientSession, origin: str) -> None:
@@ -293,28 +329,37 @@ async def _origin_payload_requests(session: aiohttp.ClientSession, origin: str) 
 async def _publish(
     session: aiohttp.ClientSession, origin: str, config: PushConfig
 ) -> tuple[list[str], float]:
-    """Write an object and its IOV `rate` times a second; the hashes, and the rate achieved."""
+    """Write an object and its IOV `rate` times a second, as several producers do: each object
+    starts when it is due, up to `PRODUCERS` at once (the rate achieved is lower if the origin
+    cannot take them). The hashes in the order of their IOVs' writes, and the rate achieved."""
     published: list[str] = []
     interval = 1.0 / config.rate
     count = int(config.rate * config.seconds)
+    producers = asyncio.Semaphore(PRODUCERS)
     started = time.monotonic()
-    for index in range(count):
-        due = started + index * interval
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        data = os.urandom(config.object_size)
-        async with session.post(
-            f"{origin}/v1/payloads?object_type=Calib", data=data, headers=_auth()
-        ) as answer:
-            digest = (await answer.json())["hash"]
-        body = {"iovs": [{"since": index + 1, "payload": digest}]}
-        async with session.post(
-            f"{origin}/v1/tags/{TAG}/iovs", json=body, headers=_auth()
-        ) as answer:
-            if answer.status != 201:
-                raise RuntimeError(f"appending an IOV: {answer.status} {await answer.text()}")
-        published.append(digest)
+
+    async def produce(since: int) -> None:
+        try:
+            data = os.urandom(config.object_size)
+            url = f"{origin}/v1/payloads?object_type=Calib"
+            async with session.post(url, data=data, headers=_auth()) as answer:
+                digest = (await answer.json())["hash"]
+            body = {"iovs": [{"since": since, "payload": digest}]}
+            url = f"{origin}/v1/tags/{TAG}/iovs"
+            async with session.post(url, json=body, headers=_auth()) as answer:
+                if answer.status != 201:
+                    raise RuntimeError(f"appending an IOV: {answer.status} {await answer.text()}")
+            published.append(digest)
+        finally:
+            producers.release()
+
+    async with asyncio.TaskGroup() as group:
+        for index in range(count):
+            delay = started + index * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producers.acquire()
+            group.create_task(produce(index + 1))
     elapsed = time.monotonic() - started
     return published, count / elapsed if elapsed > 0 else 0.0
 

@@ -97,6 +97,10 @@ def _print(result: dict[str, Any]) -> None:
             f"{row['origin_requests_per_object']}",
         )
     console.print(table)
+    for name, row in (("push", result), ("polling", result["polling"])):
+        if row.get("cpu_cores"):
+            busy = ", ".join(f"{part} {cores:.2f}" for part, cores in row["cpu_cores"].items())
+            console.print(f"{name}: cores kept busy: {busy} (of {config['cpus']})")
     push, polling = result["latency_ms"]["p99"], result["polling"]["latency_ms"]["p99"]
     if push and polling:
         console.print(f"push p99 / polling p99 = {push / polling:.3f}")
