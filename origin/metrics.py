@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+import outpost
 
 __all__ = ["OriginMetrics", "route_label"]
 
 _QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+# A `_created` gauge per counter and histogram repeats its help text and doubles the series;
+# nothing reads them (rate() copes with restarts), so the exposition leaves them out.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+def _outpost_version() -> str:
+    """The installed distribution's version; the package's own when run from a bare checkout."""
+    try:
+        return version("outpost")
+    except PackageNotFoundError:
+        return outpost.__version__
 
 
 def route_label(path: str) -> str:
@@ -43,6 +66,13 @@ class OriginMetrics:
     )
 
     def __post_init__(self) -> None:
+        ProcessCollector(registry=self.registry)  # memory, CPU, open files of this process
+        build = Info(
+            "outpost_build", "The running Outpost: version, Python, role.", registry=self.registry
+        )
+        build.info(
+            {"version": _outpost_version(), "python": platform.python_version(), "role": "origin"}
+        )
         self.requests = Counter(
             "outpost_origin_requests",
             "Requests answered, by route, method and status.",

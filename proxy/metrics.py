@@ -1,23 +1,47 @@
 """The proxy's Prometheus metrics, labelled like its Cache-Status values.
 
 Answers are tallied in plain integers (`Tally.count`, about a microsecond, cheap enough for the
-hit path) and turned into Prometheus families only when `/_outpost/metrics` is scraped.
+hit path) and turned into Prometheus families only when `/_outpost/metrics` is scraped. Each
+worker process has its own registry, so the process metrics describe the worker scraped.
 """
 
 from __future__ import annotations
 
+import platform
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Info,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+import outpost
 
 __all__ = ["RESULTS", "ProxyMetrics", "Tally"]
 
 BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 RESULTS = ("hit", "collapsed", "miss", "stale", "revalidated", "pass", "error")
+
+# A `_created` gauge per counter and histogram repeats its help text and doubles the series;
+# nothing reads them (rate() copes with restarts), so the exposition leaves them out.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+def _outpost_version() -> str:
+    """The installed distribution's version; the package's own when run from a bare checkout."""
+    try:
+        return version("outpost")
+    except PackageNotFoundError:
+        return outpost.__version__
 
 
 class Tally(Collector):
@@ -106,6 +130,10 @@ class ProxyMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        ProcessCollector(registry=r)  # memory, CPU, open files of this worker
+        Info("outpost_build", "The running Outpost: version, Python, role.", registry=r).info(
+            {"version": _outpost_version(), "python": platform.python_version(), "role": "proxy"}
+        )
         self.answers = Tally()
         r.register(self.answers)
         self.revalidations = Counter(
