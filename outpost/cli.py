@@ -15,7 +15,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from outpost import logsafe
+from outpost import extras, logsafe
 from outpost.commands import db, loadtest, pushtest, runcontrol, serve, stack
 from outpost.config import SettingsError
 from outpost.errors import OutpostError
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        extras.require_for(args)  # one line naming the missing pip extra
         return int(args.handler(args))
     except (SettingsError, OutpostError) as exc:
         print(f"outpost: {exc}", file=sys.stderr)
