@@ -149,13 +149,15 @@ class Api:
     # --- writes ----------------------------------------------------------------------------
 
     async def post_payload(self, request: Request) -> Response:
-        self.tokens.authorize(request.headers.get("authorization"), Action.UPLOAD_PAYLOAD)
+        who = self.tokens.authorize(request.headers.get("authorization"), Action.UPLOAD_PAYLOAD)
         extra = set(request.query_params) - {"object_type"}
         if extra:
             raise BadRequest(f"unknown parameters {sorted(extra)}", accepted=["object_type"])
         object_type = parse_object_type(request.query_params.get("object_type", "blob"))
         data = await self._body(request)
-        digest, created = await to_thread.run_sync(self.writes.put_payload, data, object_type)
+        digest, created = await to_thread.run_sync(
+            self.writes.put_payload, data, object_type, who.name
+        )
         return _json(
             {"hash": digest, "size": len(data), "created": created}, 201 if created else 200
         )
@@ -164,27 +166,27 @@ class Api:
         principal = self.tokens.authenticate(request.headers.get("authorization"))
         tag = parse_new_tag(await self._json(request))
         principal.require(Action.WRITE_TAG, tag.name)
-        created = await to_thread.run_sync(self.writes.create_tag, tag)
+        created = await to_thread.run_sync(self.writes.create_tag, tag, principal.name)
         return _json({"name": tag.name, "created": created}, 201 if created else 200)
 
     async def post_iovs(self, request: Request) -> Response:
         name = request.path_params["tag"]
-        self.tokens.authorize(request.headers.get("authorization"), Action.WRITE_TAG, name)
+        who = self.tokens.authorize(request.headers.get("authorization"), Action.WRITE_TAG, name)
         batch = parse_iovs(await self._json(request))
-        inserted = await to_thread.run_sync(self.writes.append_iovs, name, batch)
+        inserted = await to_thread.run_sync(self.writes.append_iovs, name, batch, who.name)
         return _json({"tag": name, "inserted": len(batch), "insertion_time": inserted}, 201)
 
     async def post_lock(self, request: Request) -> Response:
         name = request.path_params["tag"]
-        self.tokens.authorize(request.headers.get("authorization"), Action.LOCK_TAG, name)
-        locked = await to_thread.run_sync(self.writes.lock_tag, name)
+        who = self.tokens.authorize(request.headers.get("authorization"), Action.LOCK_TAG, name)
+        locked = await to_thread.run_sync(self.writes.lock_tag, name, who.name)
         return _json({"tag": name, "state": "locked", "changed": locked}, 200)
 
     async def put_global_tag(self, request: Request) -> Response:
         name = request.path_params["gt"]
-        self.tokens.authorize(request.headers.get("authorization"), Action.EDIT_GLOBAL_TAG)
+        who = self.tokens.authorize(request.headers.get("authorization"), Action.EDIT_GLOBAL_TAG)
         change = parse_global_tag(await self._json(request))
-        created = await to_thread.run_sync(self.writes.put_global_tag, name, change)
+        created = await to_thread.run_sync(self.writes.put_global_tag, name, change, who.name)
         return _json({"name": name, "created": created}, 201 if created else 200)
 
     async def _body(self, request: Request) -> bytes:

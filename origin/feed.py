@@ -38,7 +38,15 @@ import orjson
 
 from outpost import draining
 from outpost.feed import page_answer
-from outpost.urls import GlobalTagList, GlobalTagMap, Payload, TagInfo, TagIovs, format_time
+from outpost.urls import (
+    GlobalTagList,
+    GlobalTagMap,
+    History,
+    Payload,
+    TagInfo,
+    TagIovs,
+    format_time,
+)
 
 __all__ = [
     "KINDS",
@@ -65,9 +73,12 @@ class Change:
     fields: dict[str, Any]
     urls: tuple[str, ...]
 
-    def entry(self) -> bytes:
-        """The stored JSON of the entry, without `seq` (given when it is read)."""
+    def entry(self, who: str | None = None) -> bytes:
+        """The stored JSON of the entry, without `seq` (given when it is read); `by` is who
+        wrote it (the token's name), when known."""
         document = {"time": format_time(self.time), "kind": self.kind, **self.fields}
+        if who is not None:
+            document["by"] = who
         document["urls"] = self.urls
         return orjson.dumps(document)
 
@@ -78,24 +89,25 @@ def payload_change(digest: str, size: int, object_type: str, time: int) -> Chang
 
 
 def tag_change(tag: str, time: int) -> Change:
-    return Change("tag", tag, time, {"tag": tag}, (TagInfo(tag).url(),))
+    return Change("tag", tag, time, {"tag": tag}, (TagInfo(tag).url(), History("tags", tag).url()))
 
 
 def iovs_change(tag: str, time: int, iovs: Sequence[tuple[int, int, str]]) -> Change:
     """An IOV batch: (channel, since, payload hash) rows, all inserted at `time`."""
     rows = [{"channel": c, "since": s, "payload": p} for c, s, p in iovs]
     payload_urls = sorted({Payload(p).url() for _, _, p in iovs})
-    urls = (TagIovs(tag).url(), TagInfo(tag).url(), *payload_urls)
+    urls = (TagIovs(tag).url(), TagInfo(tag).url(), History("tags", tag).url(), *payload_urls)
     fields = {"tag": tag, "insertion_time": format_time(time), "iovs": rows}
     return Change("iovs", tag, time, fields, urls)
 
 
 def lock_change(tag: str, time: int) -> Change:
-    return Change("lock", tag, time, {"tag": tag}, (TagInfo(tag).url(), TagIovs(tag).url()))
+    urls = (TagInfo(tag).url(), TagIovs(tag).url(), History("tags", tag).url())
+    return Change("lock", tag, time, {"tag": tag}, urls)
 
 
 def globaltag_change(name: str, state: str, time: int) -> Change:
-    urls = (GlobalTagMap(name).url(), GlobalTagList().url())
+    urls = (GlobalTagMap(name).url(), GlobalTagList().url(), History("globaltags", name).url())
     return Change("globaltag", name, time, {"globaltag": name, "state": state}, urls)
 
 

@@ -23,7 +23,7 @@ from origin.query.sql import answer_statement, version_statement
 from origin.query.table import TableAccess
 from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
 from outpost.errors import NotFound
-from outpost.urls import GlobalTagMap, Payload, Query, Resolve, TagInfo, TagIovs
+from outpost.urls import GlobalTagMap, History, Payload, Query, Resolve, TagInfo, TagIovs
 
 __all__ = ["Head", "Reads"]
 
@@ -123,6 +123,8 @@ def _missing(query: Query) -> str:
             return f"payload {digest} does not exist"
         case GlobalTagMap(name=name) | Resolve(globaltag=name):
             return f"global tag {name!r} does not exist"
-        case TagInfo(name=name) | TagIovs(tag=name):
+        case TagInfo(name=name) | TagIovs(tag=name) | History(of="tags", name=name):
             return f"tag {name!r} does not exist"
+        case History(name=name):
+            return f"global tag {name!r} does not exist"
     return f"nothing at {query.url()}"

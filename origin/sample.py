@@ -114,7 +114,7 @@ def _payload(rng: random.Random, payload_type: str, size: int) -> bytes:
 class _Builder:
     def __init__(self, engine: Engine, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.writes = Writes(engine, _Clock())
+        self.writes = Writes(engine, _Clock(), who="outpost db sample")
         self.iovs = self.payloads = self.payload_bytes = 0
 
     def upload(self, payload_type: str, size: int) -> str:

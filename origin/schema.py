@@ -140,5 +140,7 @@ changes = Table(
     Column("kind", String(16), nullable=False),
     Column("subject", String(128), nullable=False),
     Column("entry", Text, nullable=False),
+    Column("who", String(128)),  # the writer's token name (the audit trail); None before 0003
     CheckConstraint("kind IN ('payload', 'tag', 'iovs', 'lock', 'globaltag')", name="kind"),
+    Index(None, "subject", "seq"),  # a tag's or a global tag's history
 )

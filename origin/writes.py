@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,11 +40,18 @@ from outpost.errors import Conflict, NotFound
 
 __all__ = ["WriteSession", "Writes"]
 
+audit = logging.getLogger("outpost.origin.audit")
+
 Clock = Callable[[], int]
 
 
 class Writes:
-    """Applies writes to the database; `clock()` gives microseconds since the epoch."""
+    """Applies writes to the database; `clock()` gives microseconds since the epoch.
+
+    Every change is recorded with who made it (`who`: the writer token's name, or what a
+    command-line import says of itself), kept in the feed's `changes` table, shown in the
+    histories of the read API (`/v1/tags/T/history`, `/v1/globaltags/G/history`) and logged
+    on `outpost.origin.audit` once committed."""
 
     def __init__(
         self,
@@ -51,53 +59,69 @@ class Writes:
         clock: Clock,
         on_commit: Callable[[int], None] | None = None,
         files: PayloadFiles | None = None,
+        who: str | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self.on_commit = on_commit  # told the feed position of each committed write
         self.files = files  # payload bytes go here, not into the table
+        self.who = who  # who writes, unless an operation names someone else
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[WriteSession]:
+    def session(self, who: str | None = None) -> Iterator[WriteSession]:
         """Several writes in one transaction: all of them happen, or none."""
         with self._engine.begin() as conn:
-            session = WriteSession(conn, self._clock, self.files)
+            session = WriteSession(conn, self._clock, self.files, who or self.who)
             yield session
+        for seq, change in session.recorded:
+            audit.info(
+                "%s %s by %s at feed position %d", change.kind, change.subject, session.who, seq
+            )
         if session.last_seq is not None and self.on_commit is not None:
             self.on_commit(session.last_seq)
 
-    def put_payload(self, data: bytes, object_type: str) -> tuple[str, bool]:
+    def put_payload(
+        self, data: bytes, object_type: str, who: str | None = None
+    ) -> tuple[str, bool]:
         try:
-            with self.session() as session:
+            with self.session(who) as session:
                 return session.put_payload(data, object_type)
         except IntegrityError:  # a concurrent upload of the same bytes won the race
             return hashlib.sha256(data).hexdigest(), False
 
-    def create_tag(self, tag: NewTag) -> bool:
-        with self.session() as session:
+    def create_tag(self, tag: NewTag, who: str | None = None) -> bool:
+        with self.session(who) as session:
             return session.create_tag(tag)
 
-    def append_iovs(self, tag_name: str, batch: tuple[NewIov, ...]) -> int:
-        with self.session() as session:
+    def append_iovs(self, tag_name: str, batch: tuple[NewIov, ...], who: str | None = None) -> int:
+        with self.session(who) as session:
             return session.append_iovs(tag_name, batch)
 
-    def lock_tag(self, tag_name: str) -> bool:
-        with self.session() as session:
+    def lock_tag(self, tag_name: str, who: str | None = None) -> bool:
+        with self.session(who) as session:
             return session.lock_tag(tag_name)
 
-    def put_global_tag(self, name: str, change: GlobalTagUpdate) -> bool:
-        with self.session() as session:
+    def put_global_tag(self, name: str, change: GlobalTagUpdate, who: str | None = None) -> bool:
+        with self.session(who) as session:
             return session.put_global_tag(name, change)
 
 
 class WriteSession:
-    """Write operations inside one open transaction."""
+    """Write operations inside one open transaction, by `who`."""
 
-    def __init__(self, conn: Connection, clock: Clock, files: PayloadFiles | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        clock: Clock,
+        files: PayloadFiles | None = None,
+        who: str | None = None,
+    ) -> None:
         self._conn = conn
         self._clock = clock
         self._files = files
+        self.who = None if who is None else who[:128]  # the column's size
         self.last_seq: int | None = None  # the feed position of the last change recorded
+        self.recorded: list[tuple[int, Change]] = []  # logged once committed
 
     def _record(self, change: Change) -> None:
         """Give `change` the next feed position (waiting, on PostgreSQL, for a concurrent
@@ -109,10 +133,12 @@ class WriteSession:
             "time": change.time,
             "kind": change.kind,
             "subject": change.subject,
-            "entry": change.entry().decode(),
+            "entry": change.entry(self.who).decode(),
+            "who": self.who,
         }
         self._conn.execute(insert(changes).values(**row))
         self.last_seq = seq
+        self.recorded.append((seq, change))
 
     def _now(self) -> int:
         """Later than the clock and than every change already recorded. Takes the feed's

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import quote, unquote_plus
 
 from outpost.errors import BadRequest, NotFound
@@ -30,6 +30,7 @@ __all__ = [
     "Filter",
     "GlobalTagList",
     "GlobalTagMap",
+    "History",
     "Order",
     "Payload",
     "Query",
@@ -64,6 +65,8 @@ ROUTES: Final = (
     "/v1/resolve/{globaltag}?run=R[&lumi=L][&time=T][&snapshot=T]",
     "/v1/payloads/{sha256}",
     "/v1/query/{table}?select=a,b&{column}={op}.{value}&order={column}.asc&limit=N",
+    "/v1/tags/{tag}/history[?after=SEQ]",
+    "/v1/globaltags/{globaltag}/history[?after=SEQ]",
 )
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -208,7 +211,21 @@ class TableQuery:
         return _with_params(f"/v1/query/{self.table}", params)
 
 
-Query = GlobalTagList | GlobalTagMap | TagInfo | TagIovs | Resolve | Payload | TableQuery
+@dataclass(frozen=True, slots=True)
+class History:
+    """Who changed a tag (`tags`) or a global tag (`globaltags`), and when: its entries of
+    the change feed after position `after`, oldest first."""
+
+    of: Literal["tags", "globaltags"]
+    name: str
+    after: int = 0
+
+    def url(self) -> str:
+        params = [("after", str(self.after))] if self.after else []
+        return _with_params(f"/v1/{self.of}/{self.name}/history", params)
+
+
+Query = GlobalTagList | GlobalTagMap | TagInfo | TagIovs | Resolve | Payload | TableQuery | History
 
 FEED_PATH: Final = "/v1/changes"
 FEED_LIMIT_MAX: Final = 10_000
@@ -278,6 +295,11 @@ def parse(path: str, query_string: str = "") -> Query:
             return TagInfo(_name(name, "tag"))
         case "tags", [name, "iovs"]:
             return _parse_iovs(_name(name, "tag"), params)
+        case "tags" | "globaltags", [name, "history"]:
+            found = _expect_params(params, ("after",))
+            after = _int(found["after"], "after", 0, INT64_MAX) if "after" in found else 0
+            what = "tag" if kind == "tags" else "global tag"
+            return History("tags" if kind == "tags" else "globaltags", _name(name, what), after)
         case "resolve", [name]:
             return _parse_resolve(_name(name, "global tag"), params)
         case "payloads", [digest]:

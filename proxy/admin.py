@@ -134,6 +134,10 @@ def admin_routes(app: ProxyApp) -> Router:
         return Response(generate_latest(app.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def status(request: HTTPRequest) -> Response:
+        upstreams = app.upstreams.health()
+        if request.query_params.get("probe") in ("1", "true"):  # `outpost status` asks this
+            for url, probed in (await app.upstreams.probe()).items():
+                upstreams[url]["probe"] = probed
         redis = None
         if app.redis is not None:
             redis = {"url": app.redis.url, "up": app.store.l2_up}  # redacted by RedisStore
@@ -142,7 +146,7 @@ def admin_routes(app: ProxyApp) -> Router:
                 "name": app.name,
                 "url": redact_url(settings.url),
                 "epoch": app.epoch.value,
-                "upstreams": app.upstreams.health(),
+                "upstreams": upstreams,
                 "parent": redact_url(settings.parent) if settings.parent else None,
                 "children": [
                     {"name": c.name, "url": redact_url(c.url), "last_seen": c.last_seen}

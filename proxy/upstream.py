@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 Check = Callable[["UpstreamResponse"], str | None]
+PROBE_PATH = "/_outpost/healthz"
+PROBE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,27 @@ class Upstreams:
             }
             for url in self.urls
         }
+
+    async def probe(self, timeout: float = PROBE_SECONDS) -> dict[str, dict[str, object]]:
+        """Ask every upstream for `/_outpost/healthz` now, at once: the breaker only knows how
+        past fetches went, and says nothing of an upstream that died since. Reachable means
+        it answered at all (a plain HTTP origin answers 404 there); `status` is its answer."""
+
+        async def one(url: str) -> dict[str, object]:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            try:
+                async with asyncio.timeout(timeout):
+                    answer = await self.client.send("GET", url, PROBE_PATH, [], None)
+                    await answer.aclose()
+            except (UpstreamFailure, Unsendable, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+                return {"reachable": False, "error": redact_text(reason)[:200]}
+            ms = round((loop.time() - started) * 1000, 1)
+            return {"reachable": True, "status": answer.status, "ms": ms}
+
+        results = await asyncio.gather(*(one(url) for url in self.urls))
+        return {redact_url(url): result for url, result in zip(self.urls, results, strict=True)}
 
     def _failed(self, url: str, reason: str, kind: str) -> Attempt:
         self._breaker.failed(url, self._now())

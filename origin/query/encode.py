@@ -11,9 +11,11 @@ from typing import Any
 
 import orjson
 
+from origin.query.sql import HISTORY_PAGE
 from outpost.urls import (
     GlobalTagList,
     GlobalTagMap,
+    History,
     Query,
     Resolve,
     TableQuery,
@@ -111,6 +113,14 @@ def _document(
                     for r in rows
                 ],
             }
+        case History():
+            page = rows[:HISTORY_PAGE]
+            return {
+                query.of.removesuffix("s"): query.name,
+                "after": query.after,
+                "next": page[-1]["seq"] if len(rows) > HISTORY_PAGE else None,
+                "history": [_history_entry(r) for r in page],
+            }
         case TableQuery():
             limit = min(query.limit or max_rows, max_rows)
             return {
@@ -120,6 +130,15 @@ def _document(
                 "truncated": len(rows) > limit,
             }
     raise TypeError(f"no JSON encoding for {query!r}")
+
+
+def _history_entry(row: Row) -> dict[str, Any]:
+    """A change as the feed gave it (`origin.feed`), with its position and who made it; the
+    URLs it made new are left out."""
+    entry = orjson.loads(row["entry"])
+    entry.pop("urls", None)
+    entry.pop("by", None)
+    return {"seq": row["seq"], "by": row["who"], **entry}
 
 
 def _global_tag(row: Row) -> dict[str, Any]:

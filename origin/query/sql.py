@@ -29,11 +29,12 @@ from sqlalchemy import (
 )
 
 from origin.query.table import TableAccess
-from origin.schema import global_tag_map, global_tags, iovs, payloads, tags
+from origin.schema import changes, global_tag_map, global_tags, iovs, payloads, tags
 from outpost.urls import (
     INT64_MAX,
     GlobalTagList,
     GlobalTagMap,
+    History,
     Payload,
     Query,
     Resolve,
@@ -42,10 +43,12 @@ from outpost.urls import (
     TagIovs,
 )
 
-__all__ = ["Statement", "answer_statement", "run_lumi_key", "version_statement"]
+__all__ = ["HISTORY_PAGE", "Statement", "answer_statement", "run_lumi_key", "version_statement"]
 
 HEAD = INT64_MAX  # the key that resolves a timestamp tag to its newest IOV
 Statement = tuple[Select[Any], dict[str, Any]]
+HISTORY_PAGE = 1000  # history entries per answer; `next` pages on
+HISTORY_KINDS = {"tags": ("tag", "iovs", "lock"), "globaltags": ("globaltag",)}
 
 
 def run_lumi_key(run: int, lumi: int) -> int:
@@ -75,6 +78,8 @@ def version_statement(query: Query, access: TableAccess | None = None) -> Statem
         case TableQuery():
             assert access is not None, "a table query needs the allow-list"
             return access.version_statement(query), {}
+        case History(of=of, name=name):
+            return _history_version(of), {"name": name}
     raise TypeError(f"not a query: {query!r}")
 
 
@@ -107,6 +112,8 @@ def answer_statement(query: Query, access: TableAccess | None = None) -> Stateme
         case TableQuery():
             assert access is not None, "a table query needs the allow-list"
             return access.answer_statement(query), {}
+        case History(of=of, name=name, after=after):
+            return _history(of), {"name": name, "after": after, "limit": HISTORY_PAGE + 1}
     raise TypeError(f"not a query: {query!r}")
 
 
@@ -151,6 +158,20 @@ def _tag_version() -> Select[Any]:
         tags.c.modified_at.label("version"),
         (tags.c.state == "locked").label("locked"),
     ).where(tags.c.name == bindparam("tag"))
+
+
+@cache
+def _history_version(of: str) -> Select[Any]:
+    """The subject exists; its newest change time; locked once it can no longer change."""
+    newest = select(func.max(changes.c.time)).where(
+        changes.c.subject == bindparam("name"), changes.c.kind.in_(HISTORY_KINDS[of])
+    )
+    subject = tags if of == "tags" else global_tags
+    return select(
+        literal(True).label("exists"),
+        newest.scalar_subquery().label("version"),
+        (subject.c.state == "locked").label("locked"),
+    ).where(subject.c.name == bindparam("name"))
 
 
 @cache
@@ -217,6 +238,21 @@ def _tag() -> Select[Any]:
     t = tags.c
     columns = (t.name, t.time_type, t.payload_type, t.description, t.state, t.created_at)
     return select(*columns, t.modified_at).where(t.name == bindparam("tag"))
+
+
+@cache
+def _history(of: str) -> Select[Any]:
+    c = changes.c
+    return (
+        select(c.seq, c.who, c.entry)
+        .where(
+            c.subject == bindparam("name"),
+            c.kind.in_(HISTORY_KINDS[of]),
+            c.seq > bindparam("after"),
+        )
+        .order_by(c.seq)
+        .limit(bindparam("limit"))
+    )
 
 
 @cache

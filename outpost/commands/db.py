@@ -4,11 +4,15 @@ database, and move payload bytes between it and the file store."""
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from outpost.commands.output import CommandFailed
 from outpost.config import load_settings
 
 __all__ = ["add_parser", "database_errors", "fill_sample", "origin_settings", "shown"]
@@ -27,7 +31,7 @@ def shown(url: str) -> str:
 @contextmanager
 def database_errors(url: str) -> Iterator[None]:
     """A database that cannot be opened or read (corrupt file, missing directory, server down)
-    becomes one line naming it and the problem, exit status 2, instead of a traceback."""
+    becomes one line naming it and the problem, exit status 1, instead of a traceback."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from origin.db import describe
@@ -104,16 +108,47 @@ def _load(args: argparse.Namespace) -> int:
     from origin.load import load_file
     from origin.writes import Writes
 
+    if not _names_database(args):
+        raise CommandFailed(
+            "db load writes into a database: name it with --db (or `db` in the [origin] table "
+            "of --config, or OUTPOST_ORIGIN_DB)",
+            code=2,
+        )
     settings = origin_settings(args)
     with database_errors(settings.db):
         migrate(settings.db)
         engines = create_engines(settings.db)
         try:
-            summary = load_file(args.file, Writes(engines.writer, system_clock))
+            who = f"{_user()} (outpost db load {args.file.name})"
+            summary = load_file(args.file, Writes(engines.writer, system_clock, who=who))
         finally:
             engines.dispose()
-    print(f"loaded {summary}")
+    print(
+        f"loaded {args.file} into {shown(settings.db)}: {summary.payloads} payloads, "
+        f"{summary.tags} tags, {summary.iovs} IOVs, {summary.global_tags} global tags"
+    )
     return 0
+
+
+def _user() -> str:
+    """Who runs this command, for the audit trail of what it writes."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"
+
+
+def _names_database(args: argparse.Namespace) -> bool:
+    """Whether the database was named (flag, environment or settings file), not defaulted."""
+    if args.db or os.environ.get("OUTPOST_ORIGIN_DB"):
+        return True
+    if args.config is None:
+        return False
+    try:
+        table = tomllib.loads(Path(args.config).read_text()).get("origin", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # load_settings names the problem with the file
+    return isinstance(table, dict) and "db" in table
 
 
 def _payloads(args: argparse.Namespace) -> int:
@@ -124,16 +159,16 @@ def _payloads(args: argparse.Namespace) -> int:
     settings = origin_settings(args, payload_dir=args.payload_dir)
     root = settings.payload_files_dir()
     if root is None:
-        print("outpost: give --payload-dir: the database is not SQLite, so there is no default")
-        return 2
+        raise CommandFailed(
+            "give --payload-dir: the database is not SQLite, so there is no default", code=2
+        )
     with database_errors(settings.db):
         migrate(settings.db)
         engines = create_engines(settings.db)
         try:
             result = move_payloads(engines.writer, PayloadFiles(root), args.to)
         except (PayloadFileError, OSError) as exc:
-            print(f"outpost: nothing moved: {exc}")
-            return 1
+            raise CommandFailed(f"nothing moved: {exc}") from None
         finally:
             engines.dispose()
     where = f"the file store {root}" if args.to == "files" else f"the database {shown(settings.db)}"
@@ -144,7 +179,7 @@ def _payloads(args: argparse.Namespace) -> int:
 
 
 def fill_sample(url: str, seed: int, only_if_empty: bool = False) -> int:
-    """Build the sample data set in a migrated database; refuse (2) if it holds tags already."""
+    """Build the sample data set in a migrated database; refuse if it holds tags already."""
     from sqlalchemy import func, select
 
     from origin.db import create_engines
@@ -157,8 +192,9 @@ def fill_sample(url: str, seed: int, only_if_empty: bool = False) -> int:
             if conn.scalar(select(func.count()).select_from(tags)):
                 if only_if_empty:
                     return 0
-                print(f"outpost: {shown(url)} already holds tags; sample needs an empty database")
-                return 2
+                raise CommandFailed(
+                    f"{shown(url)} already holds tags; sample needs an empty database"
+                )
         summary = build_sample(engines.writer, seed)
     finally:
         engines.dispose()

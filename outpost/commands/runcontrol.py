@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,17 +30,28 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.tree import Tree
 
+from outpost.commands.output import DASH, CommandFailed, dash, iov_key
 from outpost.redact import redact_text, redact_url
 from outpost.urls import Resolve
 
 __all__ = ["add_parser", "flush", "make_console", "tree_status", "warm"]
 
 WARM_BATCH = 8
+STATUS_PATH = "/_outpost/status"
+STATUS_FIELDS: dict[str, type] = {"name": str, "upstreams": dict, "cache": dict}
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`| head`): `outpost.cli` ends quietly, with status 141 like
+        any command a SIGPIPE stops (rich's own answer is status 1, which means failure)."""
+        self.quiet = True
+        raise BrokenPipeError
 
 
 def make_console() -> Console:
     """A terminal's own width; 160 columns when writing to a file or pipe, so tables stay whole."""
-    return Console(width=None if sys.stdout.isatty() else 160)
+    return _Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _common(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
@@ -205,19 +217,85 @@ def _warm(args: argparse.Namespace) -> int:
 
 
 async def _status_of(client: httpx.AsyncClient, url: str, depth: int) -> dict[str, Any]:
+    shown = redact_url(url)
     try:
-        status: dict[str, Any] = (await client.get(url.rstrip("/") + "/_outpost/status")).json()
-    except (httpx.HTTPError, ValueError) as exc:
-        return {"url": redact_url(url), "error": redact_text(f"{type(exc).__name__}: {exc}")}
+        answer = await client.get(url.rstrip("/") + STATUS_PATH, params={"probe": "1"})
+    except httpx.HTTPError as exc:
+        return {"url": shown, "error": redact_text(f"{type(exc).__name__}: {exc}")}
+    status = _status_document(answer)
+    if isinstance(status, str):
+        return {"url": shown, "error": status}
     if depth > 0:
         status["subtree"] = await asyncio.gather(
-            *(_status_of(client, child["url"], depth - 1) for child in status.get("children", []))
+            *(_status_of(client, child["url"], depth - 1) for child in _children(status))
         )
     return status
 
 
+def _status_document(answer: httpx.Response) -> dict[str, Any] | str:
+    """A proxy's status answer, or what is wrong with it (the URL is not an Outpost proxy)."""
+    if answer.status_code != 200:
+        return f"not an Outpost proxy: {STATUS_PATH} answered {answer.status_code}"
+    try:
+        status = answer.json()
+    except ValueError:
+        return f"not an Outpost proxy: {STATUS_PATH} did not answer JSON"
+    if not isinstance(status, dict):
+        return f"not an Outpost proxy: {STATUS_PATH} did not answer a JSON object"
+    missing = [key for key, kind in STATUS_FIELDS.items() if not isinstance(status.get(key), kind)]
+    if missing:
+        return f"not an Outpost proxy: {STATUS_PATH} has no {', '.join(missing)}"
+    return status
+
+
+def _children(status: dict[str, Any]) -> list[dict[str, Any]]:
+    children = status.get("children")
+    if not isinstance(children, list):
+        return []
+    return [c for c in children if isinstance(c, dict) and isinstance(c.get("url"), str)]
+
+
+def problems(status: dict[str, Any]) -> list[str]:
+    """What is wrong with one cache, by its status answer: unreachable, an upstream that does
+    not answer now (probed) or is being avoided after failures, its Redis down."""
+    if "error" in status:
+        return [f"unreachable: {status['error']}"]
+    found = []
+    for url, health in status["upstreams"].items():
+        probe = health.get("probe") or {}
+        if probe.get("reachable") is False:
+            found.append(f"upstream {url} unreachable: {probe.get('error')}")
+        elif isinstance(probe.get("status"), int) and probe["status"] >= 500:
+            found.append(f"upstream {url} answers {probe['status']}")
+        elif health.get("up") is False:
+            found.append(
+                f"upstream {url} avoided after {health.get('consecutive_failures')} failures"
+            )
+    redis = status.get("redis")
+    if isinstance(redis, dict) and redis.get("up") is False:
+        found.append(f"redis {redis.get('url')} down")
+    return found
+
+
+def _walk(status: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield status
+    for child in status.get("subtree", []):
+        yield from _walk(child)
+
+
+def tree_summary(status: dict[str, Any]) -> dict[str, int]:
+    """How many caches of the tree are ok, degraded or unreachable."""
+    counts = {"caches": 0, "ok": 0, "degraded": 0, "unreachable": 0}
+    for cache in _walk(status):
+        counts["caches"] += 1
+        state = "unreachable" if "error" in cache else "degraded" if problems(cache) else "ok"
+        counts[state] += 1
+    return counts
+
+
 def tree_status(proxy: str, timeout: float = 10.0, depth: int = 4) -> dict[str, Any]:
-    """The status of `proxy` and, recursively, of every child registered below it."""
+    """The status of `proxy` and, recursively, of every child registered below it; each
+    proxy probes its upstreams as it answers."""
 
     async def collect() -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=timeout) as client:
@@ -230,22 +308,24 @@ def _describe(status: dict[str, Any]) -> str:
     if "error" in status:
         return f"[red]{status['url']} unreachable[/red]: {status['error']}"
     cache = status["cache"]
-    down = [u for u, h in status["upstreams"].items() if not h["up"]]
-    health = (
-        "[green]ok[/green]" if not down else f"[yellow]upstream down: {', '.join(down)}[/yellow]"
-    )
+    found = problems(status)
+    health = "[green]ok[/green]" if not found else f"[yellow]{'; '.join(found)}[/yellow]"
+    epoch, ratio = status.get("epoch"), status.get("hit_ratio")
     return (
-        f"[bold]{status['name']}[/bold] {status['url']}  epoch {status['epoch']}  "
-        f"hit ratio {status['hit_ratio']:.0%}  cache {cache['entries']} entries, "
-        f"{cache['bytes'] / 2**20:.1f} MiB  {health}"
+        f"[bold]{status['name']}[/bold] {dash(status.get('url'))}  epoch {dash(epoch)}  "
+        f"hit ratio {f'{ratio:.0%}' if isinstance(ratio, int | float) else DASH}  "
+        f"cache {cache.get('entries', DASH)} entries, "
+        f"{cache.get('bytes', 0) / 2**20:.1f} MiB  {health}"
     )
 
 
 def _status(args: argparse.Namespace) -> int:
     status = tree_status(args.proxy, args.timeout)
+    summary = tree_summary(status)
+    healthy = summary["ok"] == summary["caches"]
     if args.json:
-        print(orjson.dumps(status).decode())
-        return 1 if "error" in status else 0
+        print(orjson.dumps({**status, "summary": summary}).decode())
+        return 0 if healthy else 1
 
     def add(node: Tree, entry: dict[str, Any]) -> None:
         for child in entry.get("subtree", []):
@@ -253,8 +333,13 @@ def _status(args: argparse.Namespace) -> int:
 
     root = Tree(_describe(status))
     add(root, status)
-    make_console().print(root)
-    return 1 if "error" in status else 0
+    console = make_console()
+    console.print(root)
+    console.print(
+        f"{summary['caches']} caches: {summary['ok']} ok, {summary['degraded']} degraded, "
+        f"{summary['unreachable']} unreachable"
+    )
+    return 0 if healthy else 1
 
 
 def _tree_keys(args: argparse.Namespace) -> int:
@@ -273,8 +358,8 @@ def _get(args: argparse.Namespace) -> int:
     try:
         response = httpx.get(args.url, timeout=60)
     except httpx.HTTPError as exc:
-        print(f"outpost get: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        reason = redact_text(f"{type(exc).__name__}: {exc}")
+        raise CommandFailed(f"get {redact_url(args.url)}: {reason}") from None
     summary: dict[str, Any] = {
         "status": response.status_code,
         "cache_status": response.headers.get("cache-status"),
@@ -290,7 +375,7 @@ def _get(args: argparse.Namespace) -> int:
     else:
         console = make_console()
         for key in ("status", "cache_status", "age", "etag", "size", "sha256"):
-            console.print(f"[bold]{key}[/bold]: {summary[key]}")
+            console.print(f"[bold]{key}[/bold]: {dash(summary[key])}", highlight=False)
         if "body" in summary:
             console.print_json(orjson.dumps(summary["body"]).decode())
     return 0 if response.status_code < 400 else 1
@@ -308,8 +393,7 @@ def _resolve(args: argparse.Namespace) -> int:
         with client:
             resolution = client.resolve(args.globaltag, args.run, args.lumi)
     except ClientError as exc:
-        print(f"outpost resolve: {exc}", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"resolve: {exc}") from None
     records = [dataclasses.asdict(record) for record in resolution.records]
     if args.json:
         print(orjson.dumps({**dataclasses.asdict(resolution), "records": records}).decode())
@@ -318,9 +402,13 @@ def _resolve(args: argparse.Namespace) -> int:
     for column in ("record", "tag", "since", "until", "payload", "size"):
         table.add_column(column)
     for r in records:
-        payload = (r["payload"] or "-")[:16]
         table.add_row(
-            r["record"], r["tag"], str(r["since"]), str(r["until"]), payload, str(r["size"])
+            r["record"],
+            r["tag"],
+            iov_key(r["since"], r["time_type"]),
+            iov_key(r["until"], r["time_type"]),
+            (r["payload"] or DASH)[:16],
+            dash(r["size"]),
         )
     make_console().print(table)
     return 0

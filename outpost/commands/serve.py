@@ -39,7 +39,7 @@ def add_parser(commands: Any) -> None:
     origin.add_argument(
         "--sample", action="store_true", help="create the sample data set if the database is empty"
     )
-    origin.add_argument("--log-level", default="info", help="uvicorn log level")
+    origin.add_argument("--log-level", default="info", **LOG_LEVEL)
     origin.set_defaults(handler=_origin)
 
     proxy = commands.add_parser("proxy", help="run a caching proxy (node, site or central)")
@@ -74,8 +74,12 @@ def add_parser(commands: Any) -> None:
     proxy.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     proxy.add_argument("--state-dir", type=Path, help="shared state of the worker processes")
     proxy.add_argument("--server", choices=("uvicorn", "granian"), help="HTTP server (uvicorn)")
-    proxy.add_argument("--log-level", default="warning", help="uvicorn log level")
+    proxy.add_argument("--log-level", default="warning", **LOG_LEVEL)
     proxy.set_defaults(handler=_proxy)
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+LOG_LEVEL: dict[str, Any] = {"type": str.lower, "choices": LOG_LEVELS, "help": "server log level"}
 
 
 def _origin(args: argparse.Namespace) -> int:

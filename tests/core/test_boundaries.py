@@ -18,7 +18,7 @@ PURE: dict[str, set[str]] = {
     "origin/query": {"outpost", "origin", "sqlalchemy", "orjson"},
     "outpost/coding.py": set(),
     "outpost/feed.py": {"outpost", "orjson"},
-    "proxy/core": {"outpost", "proxy", "cryptography"},  # cryptography: Ed25519, no I/O
+    "proxy/core": {"outpost", "proxy", "cryptography", "orjson"},  # Ed25519, JSON: no I/O
     "outpost/client/endpoints.py": {"outpost"},
     "outpost/client/walk.py": {"outpost", "orjson"},
     "outpost/client/answers.py": {"outpost", "orjson"},

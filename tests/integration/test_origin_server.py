@@ -64,19 +64,19 @@ def start_origin_and_wait(db: str, timeout: float = 60) -> subprocess.CompletedP
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def test_origin_over_a_corrupt_sqlite_file_exits_2_with_one_line(tmp_path: Path) -> None:
+def test_origin_over_a_corrupt_sqlite_file_exits_1_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "conditions.sqlite"
     path.write_bytes(b"this is not a database\n" * 1000)
     done = start_origin_and_wait(f"sqlite:///{path}")
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert done.stderr.strip() == f"outpost: database sqlite:///{path}: file is not a database"
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_origin_in_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> None:
+def test_origin_in_a_missing_directory_exits_1_with_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'gone' / 'conditions.sqlite'}"
     done = start_origin_and_wait(url)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert done.stderr.strip() == f"outpost: database {url}: unable to open database file"
     assert "Traceback" not in done.stdout + done.stderr
 

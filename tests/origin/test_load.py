@@ -274,21 +274,21 @@ def test_cli_db_load_imports_the_file_and_returns_0(
     }
 
 
-def test_cli_db_load_of_a_broken_file_returns_2_and_says_why(
+def test_cli_db_load_of_a_broken_file_returns_1_and_says_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
     document = conditions(payloads={"gone": {"file": "gone.bin"}})
-    assert main(["db", "load", str(write_conditions(tmp_path, document)), "--db", url]) == 2
+    assert main(["db", "load", str(write_conditions(tmp_path, document)), "--db", url]) == 1
     assert "gone" in capsys.readouterr().err
     assert counts(url) == NOTHING
 
 
-def test_cli_db_load_of_a_missing_file_returns_2(
+def test_cli_db_load_of_a_missing_file_returns_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
-    assert main(["db", "load", str(tmp_path / "missing.yaml"), "--db", url]) == 2
+    assert main(["db", "load", str(tmp_path / "missing.yaml"), "--db", url]) == 1
     assert "missing.yaml" in capsys.readouterr().err
 
 
