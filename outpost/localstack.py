@@ -1,11 +1,13 @@
 """The whole hierarchy on one machine: an origin, a site proxy and N node proxies on loopback.
 
 Each tier is the real `outpost` command in its own process group (what an operator runs), on a
-free port, with the credentials its role gets in production: the site proxy holds the run-control
-token, the tree signing key and the shared-tier key; node proxies only the registration token
-and the tree's public key (docs/security.md, "Run control's authority and secrets").
+free port (or the `ports` given), with the credentials its role gets in production: the site
+proxy holds the run-control token, the tree signing key and the shared-tier key; node proxies
+only the registration token and the tree's public key (docs/security.md, "Run control's
+authority and secrets").
 `LocalStack` waits until every one answers and stops them all (SIGTERM, then SIGKILL) when it is
-closed. `outpost up`, `outpost demo` and the load tests are built on it.
+closed; a tier that does not come up is a `StartFailed` whose `summary` is one line.
+`outpost up`, `outpost demo` and the load tests are built on it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import httpx
 
 from proxy.core.signing import generate_keypair
 
-__all__ = ["LocalStack", "Tier", "free_port"]
+__all__ = ["LocalStack", "StartFailed", "Tier", "free_port", "port_in_use"]
 
 DEFAULT_DB_NAME = "outpost.sqlite"
 
@@ -36,6 +38,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    """Whether a server on 127.0.0.1 could not listen on `port` (SO_REUSEADDR, as the tiers'
+    servers bind: a port left in TIME_WAIT is free, one with a listener is not)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+class StartFailed(RuntimeError):
+    """A tier that did not come up: `summary` in one line, the log's tail after it."""
+
+    def __init__(self, summary: str, detail: str = "") -> None:
+        super().__init__(f"{summary}\n{detail}" if detail else summary)
+        self.summary = summary
 
 
 @dataclass
@@ -59,6 +81,7 @@ class LocalStack:
     db: str | None = None
     redis: str | None = None
     server: str = "uvicorn"
+    ports: list[int] | None = None  # fixed ports in start order (origin, site, nodes); else free
     token: str = field(
         default_factory=lambda: (
             os.environ.get("OUTPOST_RUN_CONTROL_TOKEN") or secrets.token_urlsafe(24)
@@ -83,6 +106,11 @@ class LocalStack:
     def node_proxies(self) -> list[Tier]:
         return [t for t in self.tiers if t.role == "node"]
 
+    def tier_names(self) -> list[str]:
+        """The tiers' names in start order (the order of `ports`)."""
+        nodes = [f"node-{index}" for index in range(1, self.nodes + 1)]
+        return ["origin", "site", *nodes] if self.proxies else ["origin"]
+
     def __enter__(self) -> LocalStack:
         self.start()
         return self
@@ -98,6 +126,7 @@ class LocalStack:
             raise
 
     def _start(self) -> None:
+        self._check_ports()
         db = self.db or f"sqlite:///{Path.cwd() / DEFAULT_DB_NAME}"
         origin_args = ["origin", "--db", db, "--log-level", "warning"]
         if db.startswith("sqlite"):
@@ -131,8 +160,21 @@ class LocalStack:
             self._wait(node)
         self._wait_for_children()
 
+    def _check_ports(self) -> None:
+        """Fixed ports: one per tier, each free, before any tier starts."""
+        if self.ports is None:
+            return
+        names = self.tier_names()
+        if len(self.ports) != len(names):
+            raise ValueError(
+                f"{len(names)} ports needed ({', '.join(names)}), {len(self.ports)} given"
+            )
+        for name, port in zip(names, self.ports, strict=True):
+            if port_in_use(port):
+                raise StartFailed(f"port {port} (for {name}) is in use on 127.0.0.1")
+
     def _spawn(self, name: str, role: str, args: list[str]) -> Tier:
-        port = free_port()
+        port = self.ports[len(self.tiers)] if self.ports else free_port()
         url = f"http://127.0.0.1:{port}"
         log = self.state / f"{name}.log"
         env = {**os.environ, **self._credentials(role)}
@@ -193,7 +235,8 @@ class LocalStack:
         while time.monotonic() < deadline:
             if tier.process.poll() is not None:
                 tail = tier.log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{tier.name} exited with {tier.process.returncode}:\n{tail}")
+                summary = f"{tier.name} exited with {tier.process.returncode} (log: {tier.log})"
+                raise StartFailed(summary, tail)
             try:
                 answer = httpx.get(f"{tier.url}{probe or '/_outpost/healthz'}", timeout=1)
                 if probe or answer.status_code == 200:
@@ -201,7 +244,10 @@ class LocalStack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{tier.name} did not answer at {tier.url} in {self.startup_timeout} s")
+        raise StartFailed(
+            f"{tier.name} did not answer at {tier.url} in {self.startup_timeout} s "
+            f"(log: {tier.log})"
+        )
 
     def _wait_for_children(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -210,7 +256,7 @@ class LocalStack:
             if len(status["children"]) >= self.nodes:
                 return
             time.sleep(0.1)
-        raise RuntimeError("node proxies did not register with the site proxy")
+        raise StartFailed("node proxies did not register with the site proxy")
 
     def stop(self) -> None:
         for tier in reversed(self.tiers):
@@ -225,17 +271,27 @@ class LocalStack:
         self.tiers.clear()
 
     def describe(self) -> dict[str, Any]:
+        """The tiers, their URLs and run control's token (what `outpost up --json` prints)."""
         return {
             "origin": self.origin.url,
+            "site": self.site.url if self.proxies else None,
+            "nodes": [t.url for t in self.node_proxies],
             "proxies": [t.as_dict() for t in self.tiers if t.role != "origin"],
+            "run_control_token": self.token,
+            "logs": str(self.state),
         }
 
-    def environment(self, node: int = 0) -> dict[str, str]:
-        """What a farm node behind node proxy `node` would set."""
-        proxies = (
-            [self.node_proxies[node].url, self.site.url] if self.node_proxies else [self.site.url]
-        )
+    def environment(self) -> dict[str, str]:
+        """What a shell beside the stack sets: the tiers' URLs (NODE is the first node proxy),
+        what a farm node behind NODE sets (`Client.from_env`) and the token `outpost flush` and
+        `outpost warm` read. Needs the proxies."""
+        nodes = [t.url for t in self.node_proxies]
+        proxies = [*nodes[:1], self.site.url]
         return {
+            "ORIGIN": self.origin.url,
+            "SITE": self.site.url,
+            "NODE": proxies[0],
+            "NODES": " ".join(nodes),
             "OUTPOST_PROXIES": ",".join(proxies),
             "OUTPOST_SERVERS": self.origin.url,
             "OUTPOST_RUN_CONTROL_TOKEN": self.token,
