@@ -40,6 +40,7 @@ from origin.query.ttl import TTLPolicy
 from origin.reads import Reads
 from origin.settings import OriginSettings
 from origin.writes import Writes
+from outpost import hangup
 from outpost.config import SettingsError
 from outpost.errors import (
     Conflict,
@@ -148,9 +149,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hangup.install()  # SIGHUP re-reads the tokens file instead of ending the process
+        forget = hangup.on_hangup(api.tokens.reload)
         try:
             yield
         finally:
+            forget()
             await feed.close()
             if owned:
                 engines.dispose()

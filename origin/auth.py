@@ -8,6 +8,10 @@
 
 Each subsystem writes only its own part: a writer may upload payloads and create and append to
 tags matching its globs; only an admin locks tags and edits global tags. Reads need no token.
+
+SIGHUP re-reads the file (`TokenBook.reload`, through `outpost.hangup`): tokens are added and
+revoked without a restart. A file that does not parse, or holds no token, keeps the tokens in
+use, so a half-written file never leaves the origin refusing every write.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import logging
+import re
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,7 +31,10 @@ from outpost.errors import Forbidden, Unauthorized
 
 __all__ = ["Action", "Principal", "TokenBook"]
 
+log = logging.getLogger("outpost.origin.auth")
+
 ROLES = ("writer", "admin")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Action(StrEnum):
@@ -64,8 +73,14 @@ class Principal:
 class TokenBook:
     """The known tokens; `authorize` maps an Authorization header to a principal or an error."""
 
-    def __init__(self, principals: list[Principal]) -> None:
+    def __init__(self, principals: list[Principal], path: Path | None = None) -> None:
         self._principals = principals
+        self._path = path  # what `reload` re-reads
+
+    @property
+    def count(self) -> int:
+        """How many tokens are in use."""
+        return len(self._principals)
 
     @classmethod
     def from_file(cls, path: Path | None) -> TokenBook:
@@ -73,16 +88,24 @@ class TokenBook:
             return cls([])
         try:
             document = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"tokens file {path}: {exc}") from exc
+        entries = document.get("token", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise SettingsError(f"tokens file {path}: expected [[token]] tables")
         principals = []
-        for index, entry in enumerate(document.get("token", [])):
+        for index, entry in enumerate(entries):
             where = f"tokens file {path}, token #{index + 1}"
             role = entry.get("role")
             if role not in ROLES:
                 raise SettingsError(f"{where}: role={role!r}, expected one of {ROLES}")
             if "token_sha256" in entry:
                 digest = str(entry["token_sha256"]).lower()
+                if _SHA256.fullmatch(digest) is None:  # it could never match a token
+                    raise SettingsError(
+                        f"{where}: token_sha256 must be 64 hex digits "
+                        '(printf %s "$TOKEN" | sha256sum)'
+                    )
             elif "token" in entry:
                 digest = hashlib.sha256(str(entry["token"]).encode()).hexdigest()
             else:
@@ -93,7 +116,29 @@ class TokenBook:
             principals.append(
                 Principal(str(entry.get("name", f"token-{index + 1}")), role, tuple(globs), digest)
             )
-        return cls(principals)
+        return cls(principals, path)
+
+    def reload(self) -> bool:
+        """Re-read the tokens file (on SIGHUP); True if the new tokens are in use. A file that
+        cannot be used, or that holds no token, keeps the current tokens; one log line says
+        why. Without a tokens file there is nothing to re-read."""
+        if self._path is None:
+            return False
+        try:
+            fresh = TokenBook.from_file(self._path)
+        except SettingsError as exc:
+            log.warning("reload refused, keeping the %d tokens in use: %s", self.count, exc)
+            return False
+        if not fresh._principals:
+            log.warning(
+                "reload refused, keeping the %d tokens in use: tokens file %s holds no token",
+                self.count,
+                self._path,
+            )
+            return False
+        self._principals = fresh._principals
+        log.info("tokens file %s reloaded: %d tokens", self._path, self.count)
+        return True
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal behind an Authorization header, or `Unauthorized` with a challenge."""

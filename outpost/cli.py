@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 import orjson
 
 from outpost import extras, logsafe
-from outpost.commands import db, loadtest, pushtest, runcontrol, serve, stack
+from outpost.commands import checkconfig, db, loadtest, pushtest, runcontrol, serve, stack
 from outpost.commands.output import CommandFailed
 from outpost.config import SettingsError
 from outpost.errors import OutpostError
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpost", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--version", action="version", version=f"outpost {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (db, serve, runcontrol, stack, loadtest, pushtest):
+    for module in (db, serve, runcontrol, checkconfig, stack, loadtest, pushtest):
         module.add_parser(commands)
     return parser
 

@@ -39,6 +39,7 @@ COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "origin": ("origin",),
     "db": ("origin",),
     "proxy": ("proxy",),
+    "check-config": (),  # the extras of the settings it is given: `--origin`, `--proxy`
     "up": ("origin", "proxy"),  # starts an origin and proxies
     "demo": ("origin", "proxy"),
     "loadtest": ("origin", "proxy", "loadtest"),

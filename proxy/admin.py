@@ -1,9 +1,9 @@
-"""`/_outpost/*`: health, metrics and status for operators; flush, warm and register for run
-control and child proxies.
+"""`/_outpost/*`: health, metrics and status for operators; flush, warm, purge and register for
+run control and child proxies.
 
 Who may do what (docs/security.md, "Run control's authority and secrets"):
-- flush, warm: run control's bearer token, or a command signed by the parent for this proxy
-  (`proxy.core.signing`, checked with `tree_public_key`);
+- flush, warm, purge: run control's bearer token, or a command signed by the parent for this
+  proxy (`proxy.core.signing`, checked with `tree_public_key`);
 - register: the registration token, which can do nothing else.
 No credential: 401; a wrong one: 403. Status, metrics and errors show URLs redacted.
 """
@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,22 +23,28 @@ from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 from starlette.routing import Route, Router
 
-from outpost.errors import BadRequest, Forbidden, NotFound, OutpostError, Unauthorized
+from outpost.errors import BadRequest, Forbidden, NotFound, OutpostError, Unauthorized, echo
 from outpost.redact import redact_url
 from outpost.urls import Resolve, is_plain_name
 from proxy.core.directives import CacheControl
 from proxy.core.epochs import EpochOutOfRange, next_epoch
-from proxy.core.keys import primary_key
+from proxy.core.keys import primary_key, variant_key
+from proxy.core.shared import FORWARDED_FIELDS
 from proxy.core.signing import SIGNATURE_HEADER, BadSignature, Verifier
 from proxy.flights import Request
+from proxy.storage.base import Store, VaryMarker
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
 
 __all__ = ["admin_routes"]
 
+log = logging.getLogger("outpost.proxy.admin")
+
 MAX_ADMIN_BODY = 4 * 1024 * 1024
 WARM_CONCURRENCY = 8
+MAX_PURGE_URLS = 1000  # one request's; a larger purge is several requests (or a flush)
+PURGE_CONCURRENCY = 8
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -240,6 +248,29 @@ def admin_routes(app: ProxyApp) -> Router:
             }
         )
 
+    async def purge(request: HTTPRequest) -> Response:
+        await command(request)
+        document = await body(request)
+        urls = _purge_urls(document.get("urls"), settings.max_header_bytes)
+        path = document.get("path", [])
+        if not isinstance(path, list) or not all(isinstance(p, str) for p in path):
+            raise BadRequest("path must be the list of proxies the purge came through")
+        if app.name in path:  # a loop in the tree: this proxy has this purge already
+            return _json({"name": app.name, "acked": 0, "caches": [], "removed": {}, "failed": []})
+        removed = await _purge(app.store, urls.values())
+        forwarded = {"urls": list(urls), "path": [*path, app.name]}
+        result = await app.fan_out.send(children(), "/_outpost/purge", forwarded)
+        return _json(
+            {
+                "name": app.name,
+                "urls": len(urls),
+                "acked": 1 + result.acked,
+                "caches": [app.name, *result.caches],
+                "removed": {app.name: removed, **result.removed},
+                "failed": result.failed,
+            }
+        )
+
     async def unknown(request: HTTPRequest) -> Response:
         raise NotFound(f"no admin route {request.url.path!r}", accepted=sorted(ROUTES))
 
@@ -250,6 +281,7 @@ def admin_routes(app: ProxyApp) -> Router:
         "/_outpost/register": (register, ["POST"]),
         "/_outpost/flush": (flush, ["POST"]),
         "/_outpost/warm": (warm, ["POST"]),
+        "/_outpost/purge": (purge, ["POST"]),
     }
 
     def guarded(handler: Any) -> Any:
@@ -319,3 +351,69 @@ async def _warm(app: ProxyApp, urls: list[str]) -> tuple[int, list[str]]:
 
     await asyncio.gather(*(one(url) for url in urls))
     return len(urls) - len(failed), sorted(failed)
+
+
+def _purge_urls(urls: Any, max_bytes: int) -> dict[str, str]:
+    """The URLs of a purge (paths with their query, as clients send them), each mapped to its
+    cache key; BadRequest naming the first one that is not a URL this proxy could have cached."""
+    example = ["/v1/tags/T/iovs", "/v1/payloads/<sha256>"]
+    if not isinstance(urls, list) or not urls:
+        raise BadRequest("purge needs urls: a list of paths", accepted={"urls": example})
+    if len(urls) > MAX_PURGE_URLS:
+        raise BadRequest(
+            f"purge of {len(urls)} URLs", accepted=f"at most {MAX_PURGE_URLS} URLs a request"
+        )
+    keys: dict[str, str] = {}
+    for index, url in enumerate(urls):
+        if not isinstance(url, str) or not url.startswith("/"):
+            raise BadRequest(f"urls[{index}] {echo(url)} is not a path", accepted=example)
+        if len(url.encode()) > max_bytes:  # longer than any request head this proxy takes
+            size = len(url.encode())
+            raise BadRequest(f"urls[{index}] is {size} bytes", accepted=f"<= {max_bytes} bytes")
+        try:
+            keys[url] = primary_key(*url.partition("?")[::2])
+        except BadRequest as exc:
+            raise BadRequest(f"urls[{index}]: {exc.detail}", accepted=exc.accepted) from None
+    return keys
+
+
+async def _purge(store: Store, keys: Iterable[str]) -> int:
+    """Remove each key from every tier of `store`, a varied answer with all its variants; how
+    many stored answers went (a varied answer's marker is not one)."""
+    gate = asyncio.Semaphore(PURGE_CONCURRENCY)
+
+    async def one(key: str) -> int:
+        async with gate:
+            return await _purge_key(store, key)
+
+    return sum(await asyncio.gather(*(one(key) for key in dict.fromkeys(keys))))
+
+
+# Requests that select each coding a shared fetch asks for (`proxy.core.shared.shared_coding`).
+_CODINGS: tuple[list[tuple[bytes, bytes]], ...] = ([(b"accept-encoding", b"gzip")], [])
+
+
+async def _purge_key(store: Store, key: str) -> int:
+    """Remove `key` and the variants stored under it: those its `VaryMarker` can select, or,
+    with no marker (evicted or expired before its variants), the two codings of Outpost's own
+    answers (`Vary: Accept-Encoding`). A field whose values are open (Accept, Accept-Language,
+    X-Frontier-Id: no Outpost origin varies on them) can be named only by its absence; a log
+    line says so."""
+    marker = await store.get(key)
+    vary = marker.vary if isinstance(marker, VaryMarker) else (b"accept-encoding",)
+    candidates = [key, *dict.fromkeys(variant_key(key, vary, h) for h in _CODINGS)]
+    removed = 0
+    for candidate in candidates:
+        value = marker if candidate == key else await store.get(candidate)
+        await store.delete(candidate)
+        if value is not None and not isinstance(value, VaryMarker):
+            removed += 1
+    open_fields = [f.decode() for f in vary if f in FORWARDED_FIELDS and f != b"accept-encoding"]
+    if open_fields:
+        log.warning(
+            "purge of %s: it varies on %s; variants for other values of it may remain until a "
+            "flush makes them revalidate",
+            echo(key),
+            ", ".join(open_fields),
+        )
+    return removed

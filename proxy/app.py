@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
+from outpost import hangup
 from outpost.errors import OutpostError
 from outpost.limits import limits_from
 from outpost.redact import SecretScrubber
@@ -224,6 +225,7 @@ class ProxyApp:
             await self.redis.raise_epoch(epoch)
 
     async def start(self) -> None:
+        hangup.install()  # SIGHUP reloads (`outpost.hangup`); the cache stays
         if self.redis is not None:  # catch up with flushes made while this proxy was down
             self.epoch.adopt(await self.redis.epoch())
         self._exit = contextlib.AsyncExitStack()

@@ -1,9 +1,10 @@
-"""The cache tree: children registered with this proxy, and flush/warm fanned out to them.
+"""The cache tree: children registered with this proxy, and flush/warm/purge fanned out to them.
 
 A child registers (and re-registers, as a heartbeat) with `POST /_outpost/register`; the answer
 carries this proxy's epoch, so a child that missed a flush catches up within one heartbeat.
 A flush goes to every registered child concurrently (bounded), each answering for its own
-subtree; the result counts every cache that acknowledged and names every one that did not.
+subtree; the result counts every cache that acknowledged and names every one that did not (and,
+for a purge, what each cache removed).
 What goes to a child is signed for that child alone (`proxy.core.signing`); no bearer token
 ever leaves this proxy towards a registered URL, and the registration token goes only to the
 configured parent.
@@ -108,6 +109,7 @@ class FanOutResult:
     acked: int = 0
     caches: list[str] = field(default_factory=list)  # names of the caches that acknowledged
     failed: list[dict[str, str]] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)  # purge: entries removed, by cache
 
 
 @dataclass
@@ -164,12 +166,14 @@ class FanOut:
                 acked = int(answer.get("acked", 1))
                 caches = [str(name) for name in answer.get("caches", [child.name])]
                 failed = list(answer.get("failed", []))
+                removed = {str(k): int(v) for k, v in answer.get("removed", {}).items()}
             except (ValueError, TypeError, AttributeError):
                 result.failed.append(_failure(child, "answer is not the expected JSON"))
                 return
             result.acked += acked
             result.caches.extend(caches)
             result.failed.extend(failed)
+            result.removed.update(removed)
 
         await asyncio.gather(*(one(child) for child in children))
         result.caches.sort()

@@ -1,6 +1,7 @@
-"""Run control and operator commands: flush, warm, status, get.
+"""Run control and operator commands: flush, purge, warm, status, get.
 
     outpost flush  --run R --proxy URL     flush the tree below URL; exit 0 only if all acked
+    outpost purge  URL… --proxy URL        remove URLs from every cache below URL (squid's PURGE)
     outpost warm   --globaltag GT --run R --proxy URL   prefetch a run into the tree
     outpost status --proxy URL             the tree below URL: name, epoch, hit ratio, cache
     outpost get    URL                     what a node would receive (status, Cache-Status, body)
@@ -19,9 +20,11 @@ import asyncio
 import dataclasses
 import hashlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -34,9 +37,11 @@ from outpost.commands.output import DASH, CommandFailed, dash, iov_key
 from outpost.redact import redact_text, redact_url
 from outpost.urls import Resolve
 
-__all__ = ["add_parser", "flush", "make_console", "tree_status", "warm"]
+__all__ = ["add_parser", "flush", "make_console", "purge", "purge_path", "tree_status", "warm"]
 
 WARM_BATCH = 8
+PURGE_BATCH = 1000  # the most URLs a proxy takes in one purge (`proxy.admin.MAX_PURGE_URLS`)
+_TARGET = re.compile(r"/[!-~]*")  # a path (and query) of printable ASCII, as `proxy.core.keys`
 STATUS_PATH = "/_outpost/status"
 STATUS_FIELDS: dict[str, type] = {"name": str, "upstreams": dict, "cache": dict}
 
@@ -67,6 +72,15 @@ def add_parser(commands: Any) -> None:
     flush_parser.add_argument("--run", type=int, required=True, help="the coming run number")
     _common(flush_parser)
     flush_parser.set_defaults(handler=_flush)
+
+    purge_parser = commands.add_parser(
+        "purge", help="remove URLs from every cache of the tree below a proxy"
+    )
+    purge_parser.add_argument(
+        "urls", nargs="+", metavar="URL", help="a path such as /v1/tags/T/iovs, or a full URL"
+    )
+    _common(purge_parser)
+    purge_parser.set_defaults(handler=_purge)
 
     warm_parser = commands.add_parser("warm", help="prefetch a run into the cache tree")
     warm_parser.add_argument("--globaltag", required=True, help="global tag of the run")
@@ -148,6 +162,67 @@ def _flush(args: argparse.Namespace) -> int:
         table.add_row(name, "[green]yes[/green]", "")
     for failure in answer["failed"]:
         table.add_row(failure["name"], "[red]no[/red]", f"{failure['url']}: {failure['error']}")
+    console.print(table)
+    console.print(f"{answer['acked']} acknowledged, {len(answer['failed'])} did not")
+    return 1 if failed else 0
+
+
+def purge_path(url: str) -> str:
+    """What a proxy purges for `url`: a path (and query) as given, a full URL's path and query.
+    Raises `CommandFailed` (usage) for anything else."""
+    if url.startswith(("http://", "https://")):
+        parts = urlsplit(url)
+        url = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _TARGET.fullmatch(url) is None:
+        raise CommandFailed(
+            f"purge: {redact_url(url)!r} is not a path such as /v1/tags/T/iovs or an http(s) "
+            "URL (printable ASCII, other bytes percent-encoded)",
+            code=2,
+        )
+    return url
+
+
+def purge(proxy: str, urls: list[str], token: str | None, timeout: float = 60.0) -> dict[str, Any]:
+    """Remove `urls` (paths) from every cache of the tree below `proxy`, memory and Redis,
+    `PURGE_BATCH` at a time; entries removed per cache, and the caches that did not ack."""
+    paths = list(dict.fromkeys(urls))
+    total: dict[str, Any] = {"urls": len(paths), "acked": 0, "caches": [], "removed": {}}
+    failed: dict[str, dict[str, str]] = {}  # a cache that missed one batch missed the purge
+    for start in range(0, len(paths), PURGE_BATCH):
+        batch = paths[start : start + PURGE_BATCH]
+        result = _post(proxy, "/_outpost/purge", {"urls": batch}, token, timeout)
+        if "error" in result:
+            return {**total, "failed": list(failed.values()), "error": result["error"]}
+        for name, count in result["removed"].items():
+            total["removed"][name] = total["removed"].get(name, 0) + count
+        total["caches"] = sorted({*total["caches"], *result["caches"]})
+        total["acked"] = max(total["acked"], result["acked"])
+        for failure in result["failed"]:
+            failed.setdefault(failure["name"], failure)
+    return {**total, "failed": sorted(failed.values(), key=lambda f: f["name"])}
+
+
+def _purge(args: argparse.Namespace) -> int:
+    paths = [purge_path(url) for url in args.urls]
+    answer = purge(args.proxy, paths, _token(args), args.timeout)
+    failed = "error" in answer or bool(answer["failed"])
+    if args.json:
+        print(orjson.dumps(answer).decode())
+        return 1 if failed else 0
+    console = make_console()
+    if "error" in answer:
+        console.print(f"[red]purge failed:[/red] {answer['error']}")
+        return 1
+    table = Table(title=f"purge of {answer['urls']} URLs")
+    table.add_column("cache")
+    table.add_column("entries removed", justify="right")
+    table.add_column("error")
+    for name in answer["caches"]:
+        table.add_row(name, str(answer["removed"].get(name, 0)), "")
+    for failure in answer["failed"]:
+        table.add_row(
+            failure["name"], "[red]not purged[/red]", f"{failure['url']}: {failure['error']}"
+        )
     console.print(table)
     console.print(f"{answer['acked']} acknowledged, {len(answer['failed'])} did not")
     return 1 if failed else 0
