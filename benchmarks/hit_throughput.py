@@ -11,7 +11,12 @@ payloads of given sizes (default 1 KiB, 100 KiB and 1 MiB), served
 - by varnish (the distribution's ``varnishd``, its builtin VCL, ``-b ORIGIN``) with a 512 MiB
   ``malloc`` storage,
 
-and the ratios outpost/squid and outpost/varnish of the requests per second. The requirement
+- and by a second ``outpost proxy`` with its access log off (``outpost-nolog``): the one
+  measured logs every request (the default, one line each, here to its output file), so
+  outpost/outpost-nolog is what the access log costs hits,
+
+and the ratios outpost/squid, outpost/varnish and outpost/outpost-nolog of the requests per
+second. The requirement
 is that the ratio to squid is above 1: a node proxy must serve hits faster than the squid it
 replaces. ``--peers`` chooses the peers (default both); a peer that is not installed is skipped
 with a message on stderr.
@@ -104,7 +109,8 @@ _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB)?\s*$")
 _ORIGIN_PAYLOADS = re.compile(
     r'^outpost_origin_requests_total\{[^}]*route="/v1/payloads"[^}]*\}\s+([0-9.e+]+)\s*$', re.M
 )
-PEERS = ("squid", "varnish")
+NOLOG = "outpost-nolog"  # outpost proxy with its access log off
+PEERS = ("squid", "varnish", NOLOG)
 
 
 # --- sizes and the database ------------------------------------------------------------------
@@ -315,6 +321,7 @@ class CacheProbe:
 
 PROBES = {
     "outpost": CacheProbe(outpost_status, outpost_hit),
+    NOLOG: CacheProbe(outpost_status, outpost_hit),
     "squid": CacheProbe(squid_status, squid_hit),
     "varnish": CacheProbe(varnish_status, varnish_hit),
 }
@@ -438,9 +445,17 @@ def measure(
 def start_peer(
     name: str, program: str, root: Path, origin_port: int, largest: int, pin: bool
 ) -> Server:
-    """squid or varnish on a free port in front of the origin, with a CACHE_MB memory cache."""
+    """squid or varnish on a free port in front of the origin, with a CACHE_MB memory cache;
+    or `outpost-nolog`, outpost proxy as measured, with its access log off."""
     port = free_port()
     cpu = SERVER_CPU if pin else None
+    if name == NOLOG:
+        config = root / "nolog.toml"
+        config.write_text('[proxy]\naccess_log = "off"\n')
+        command = [*outpost_command(), "proxy", "--name", "bench", "--host", HOST]
+        command += ["--port", str(port), "--upstream", f"http://{HOST}:{origin_port}"]
+        command += ["--config", str(config), "--log-level", "warning"]
+        return start_server(name, command, port, root / "nolog.log", cpu)
     if name == "squid":
         conf = prepare_squid(
             root / "squid",
@@ -595,6 +610,7 @@ def to_json(config: dict[str, Any], results: Sequence[SizeResult]) -> dict[str, 
             "path": r.payload.path,
             "ratio_rps": r.ratio("squid"),  # outpost/squid, the requirement
             "ratio_rps_varnish": r.ratio("varnish"),
+            "ratio_rps_log_on_off": r.ratio(NOLOG),  # the access log's cost: >= 0.8 wanted
         }
         for name, m in r.runs.items():
             entry[name] = {
@@ -698,7 +714,9 @@ def find_peers(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]
     skipped: dict[str, str] = {}
     for name in args.peers:
         try:
-            if name == "squid" and args.squid:
+            if name == NOLOG:
+                program = "outpost"  # the same program, started by start_peer
+            elif name == "squid" and args.squid:
                 program = find_squid(args.squid)
                 if program is None:
                     raise PeerMissing(f"--squid {args.squid}: no such program")

@@ -41,6 +41,7 @@ from origin.reads import Reads
 from origin.settings import OriginSettings
 from origin.writes import Writes
 from outpost import hangup
+from outpost.accesslog import AccessLog, open_access_log
 from outpost.config import SettingsError
 from outpost.errors import (
     Conflict,
@@ -147,14 +148,22 @@ def create_app(
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    access_log = open_access_log(
+        settings.access_log, settings.access_log_format, metrics.access_log_dropped.inc
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hangup.install()  # SIGHUP re-reads the tokens file instead of ending the process
         forget = hangup.on_hangup(api.tokens.reload)
+        if access_log is not None:
+            access_log.start()
         try:
             yield
         finally:
             forget()
+            if access_log is not None:
+                await access_log.stop()
             await feed.close()
             if owned:
                 engines.dispose()
@@ -189,6 +198,7 @@ def create_app(
         max_url_bytes=settings.max_url_bytes,
         frontier_max_url_bytes=settings.frontier_max_url_bytes,
         metrics=metrics,
+        access_log=access_log,
     )
     app.state.connection_limits = limits_from(settings)  # what the HTTP protocol enforces
     return app
@@ -267,8 +277,10 @@ class Guard:
         max_url_bytes: int,
         metrics: OriginMetrics,
         frontier_max_url_bytes: int | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
+        self.access_log = access_log
         self.max_url_bytes = max_url_bytes
         self.frontier_max_url_bytes = frontier_max_url_bytes or max_url_bytes
         self.metrics = metrics
@@ -277,6 +289,26 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.access_log is None:
+            await self._guarded(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, size, fields = 500, 0, ()
+
+        async def logged_send(message: Message) -> None:
+            nonlocal status, size, fields
+            if message["type"] == "http.response.start":
+                status, fields = message["status"], message.get("headers", ())
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, logged_send)
+        finally:
+            self.access_log.request(scope, status, size, started, fields)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = route_label(scope["path"])
         method = scope["method"] if scope["method"] in ("GET", "HEAD", "POST", "PUT") else "other"
         size = len(scope.get("raw_path") or scope["path"]) + len(scope["query_string"])

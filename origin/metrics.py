@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (
     CollectorRegistry,
@@ -24,14 +23,6 @@ _QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 # A `_created` gauge per counter and histogram repeats its help text and doubles the series;
 # nothing reads them (rate() copes with restarts), so the exposition leaves them out.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-
-def _outpost_version() -> str:
-    """The installed distribution's version; the package's own when run from a bare checkout."""
-    try:
-        return version("outpost")
-    except PackageNotFoundError:
-        return outpost.__version__
 
 
 def route_label(path: str) -> str:
@@ -71,7 +62,12 @@ class OriginMetrics:
             "outpost_build", "The running Outpost: version, Python, role.", registry=self.registry
         )
         build.info(
-            {"version": _outpost_version(), "python": platform.python_version(), "role": "origin"}
+            {"version": outpost.__version__, "python": platform.python_version(), "role": "origin"}
+        )
+        self.access_log_dropped = Counter(
+            "outpost_access_log_dropped",
+            "Access-log records dropped because the writer fell too far behind.",
+            registry=self.registry,
         )
         self.requests = Counter(
             "outpost_origin_requests",

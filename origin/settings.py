@@ -8,6 +8,7 @@ from pathlib import Path
 from origin.db import FrontierLimits
 from origin.query.table import DEFAULT_TABLES
 from outpost.config import SettingsError
+from outpost.logformat import FORMATS as LOG_FORMATS
 
 __all__ = ["OriginSettings"]
 
@@ -59,6 +60,8 @@ class OriginSettings:
     header_timeout_seconds: float = 60.0
     max_connections: int = 4096
     fd_reserve: int = 128
+    access_log: str = "-"  # "-": standard output; a file path; "off"
+    access_log_format: str = "frontier"  # squid, frontier or json (outpost.logformat)
 
     def __post_init__(self) -> None:
         positive = (
@@ -92,6 +95,11 @@ class OriginSettings:
                 raise SettingsError(f"origin.{name}={getattr(self, name)}: must be positive")
         if not 0 < self.port < 65536:
             raise SettingsError(f"origin.port={self.port}: expected 1..65535")
+        if self.access_log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"origin.access_log_format={self.access_log_format!r}: expected one of"
+                f" {tuple(LOG_FORMATS)}"
+            )
         if self.payload_store not in PAYLOAD_STORES:
             raise SettingsError(
                 f"origin.payload_store={self.payload_store!r}: expected one of {PAYLOAD_STORES}"

@@ -21,11 +21,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 import orjson
 
-from outpost import extras, logsafe
+from outpost import __version__, extras, logsafe
 from outpost.commands import checkconfig, db, loadtest, pushtest, runcontrol, serve, stack
 from outpost.commands.output import CommandFailed
 from outpost.config import SettingsError
@@ -36,16 +35,9 @@ __all__ = ["main"]
 EXIT_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 1, 2, 70, 130, 141
 
 
-def _version() -> str:
-    try:
-        return version("outpost")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpost", description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"outpost {_version()}")
+    parser.add_argument("--version", action="version", version=f"outpost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (db, serve, runcontrol, checkconfig, stack, loadtest, pushtest):
         module.add_parser(commands)

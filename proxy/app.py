@@ -20,9 +20,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from outpost import hangup
+from outpost.accesslog import ACCESS_NOTE, AccessLog, open_access_log
 from outpost.errors import OutpostError
 from outpost.limits import limits_from
 from outpost.redact import SecretScrubber
@@ -145,6 +146,10 @@ class ProxyApp:
             tally=self.tally,
             clock=self.clock,
         )
+        self.access_log = open_access_log(
+            settings.access_log, settings.access_log_format, self.metrics.access_log_dropped.inc
+        )
+        self.hits.access_log = self.access_log
         self.responder = Responder(self.name, self.epoch, self.clock)
         self.pass_through = PassThrough(
             name=self.name,
@@ -181,6 +186,34 @@ class ProxyApp:
     # --- ASGI ------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.access_log is not None:
+            await self._logged(scope, receive, send, self.access_log)
+        else:
+            await self._handle(scope, receive, send)
+
+    async def _logged(self, scope: Scope, receive: Receive, send: Send, log: AccessLog) -> None:
+        """Handle a request and record it: status, bytes, and what the upstreams did (the
+        engine's fetch writes into `note`, which every task it starts shares)."""
+        started = time.perf_counter()
+        note: dict[str, object] = {}
+        status, size, fields = 500, 0, ()
+
+        async def logged_send(message: Message) -> None:
+            nonlocal status, size, fields
+            if message["type"] == "http.response.start":
+                status, fields = message["status"], message.get("headers", ())
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        token = ACCESS_NOTE.set(note)
+        try:
+            await self._handle(scope, receive, logged_send)
+        finally:
+            ACCESS_NOTE.reset(token)
+            log.request(scope, status, size, started, fields, note)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if scope["path"].startswith("/_outpost/"):
                 await self.admin(scope, receive, send)
@@ -226,6 +259,8 @@ class ProxyApp:
 
     async def start(self) -> None:
         hangup.install()  # SIGHUP reloads (`outpost.hangup`); the cache stays
+        if self.access_log is not None:
+            self.access_log.start()
         if self.redis is not None:  # catch up with flushes made while this proxy was down
             self.epoch.adopt(await self.redis.epoch())
         self._exit = contextlib.AsyncExitStack()
@@ -254,6 +289,8 @@ class ProxyApp:
             await self.client.aclose()
         self.registry.close()
         self.epoch.close()
+        if self.access_log is not None:
+            await self.access_log.stop()
 
     # --- reads -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from urllib.parse import unquote
 
 from starlette.types import Scope
 
+from outpost.accesslog import AccessLog
 from outpost.errors import BadRequest
 from proxy.core.directives import parse_cache_control
 from proxy.core.entry import SECOND, Entry
@@ -70,6 +71,7 @@ class HitPath:
     ) -> None:
         self.name, self.memory, self.epoch, self.gate = name, memory, epoch, gate
         self.flights, self.tally, self.clock = flights, tally, clock
+        self.access_log: AccessLog | None = None  # where the protocol records what it answers
         self._keys: dict[bytes, str | BadRequest] = {}
         self._plain: dict[bytes, bool] = {}  # Cache-Control value → `plain_request`
 

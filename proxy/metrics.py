@@ -11,7 +11,6 @@ import platform
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,14 +33,6 @@ RESULTS = ("hit", "collapsed", "miss", "stale", "revalidated", "pass", "error")
 # A `_created` gauge per counter and histogram repeats its help text and doubles the series;
 # nothing reads them (rate() copes with restarts), so the exposition leaves them out.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-
-def _outpost_version() -> str:
-    """The installed distribution's version; the package's own when run from a bare checkout."""
-    try:
-        return version("outpost")
-    except PackageNotFoundError:
-        return outpost.__version__
 
 
 class Tally(Collector):
@@ -132,7 +123,12 @@ class ProxyMetrics:
         r = self.registry
         ProcessCollector(registry=r)  # memory, CPU, open files of this worker
         Info("outpost_build", "The running Outpost: version, Python, role.", registry=r).info(
-            {"version": _outpost_version(), "python": platform.python_version(), "role": "proxy"}
+            {"version": outpost.__version__, "python": platform.python_version(), "role": "proxy"}
+        )
+        self.access_log_dropped = Counter(
+            "outpost_access_log_dropped",
+            "Access-log records dropped because the writer fell too far behind.",
+            registry=self.registry,
         )
         self.answers = Tally()
         r.register(self.answers)

@@ -15,7 +15,8 @@ It takes the hit path only when that cannot change what the client sees:
 - HTTP/1.1 with keep-alive, no `Expect: 100-continue`, no upgrade: HTTP/1.0 clients
   (frontier_client) keep uvicorn's own connection handling;
 - the transport is not paused for writing (a slow reader gets ASGI's back-pressure);
-- no access log is configured (uvicorn logs what goes through its cycle);
+- uvicorn's own access log is off (it logs what goes through its cycle; Outpost's access log,
+  `outpost.accesslog`, records the hits answered here as well);
 - `answer_hit` agrees: origin-form target, a client the gate already admitted, no forward mode,
   not an admin route, the request's directives leave a fresh memory entry servable.
 
@@ -72,10 +73,16 @@ class HitProtocol(LimitedProtocol):
         self.answered = False
         proxy = self.proxy
         if proxy is not None and self._idle() and self._plain():
-            head = self.parser.get_method() == b"HEAD"
-            answer = proxy.answer_hit(self.url, self.headers, self.client, head)
+            started = time.perf_counter()
+            method = self.parser.get_method()
+            answer = proxy.answer_hit(self.url, self.headers, self.client, method == b"HEAD")
             if answer is not None:
                 self._write(answer)
+                if proxy.access_log is not None:
+                    head, body = answer
+                    proxy.access_log.hit(
+                        self.client, method, self.url, head, len(body), started, self.headers
+                    )
                 self.answered = True
                 self.server_state.total_requests += 1
                 self._unset_keepalive_if_required()  # several requests may arrive in one read
@@ -120,6 +127,17 @@ class HitProtocol(LimitedProtocol):
             super()._start_asgi_task(cycle, waiter.app)
             return
         self._write(answer)
+        if proxy.access_log is not None:
+            method = b"HEAD" if waiter.head else b"GET"
+            proxy.access_log.hit(
+                self.client,
+                method,
+                waiter.target,
+                answer[0],
+                len(answer[1]),
+                waiter.started,
+                waiter.headers,
+            )
         cycle.response_started = cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:  # the server is shutting down

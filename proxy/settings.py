@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from outpost.config import SettingsError
+from outpost.logformat import FORMATS as LOG_FORMATS
 from outpost.redact import redact_url
 from outpost.urls import is_plain_name
 from proxy.core.clients import DEFAULT_CLIENT_NETWORKS, ClientNetworks
@@ -94,6 +95,8 @@ class ProxySettings:
     # announces, relay it to children. None: on when the proxy has a parent.
     subscribe: bool | None = None
     subscribe_tags: tuple[str, ...] = ()  # globs of the tags whose payloads are held; () all
+    access_log: str = "-"  # "-": standard output; a file path; "off"
+    access_log_format: str = "frontier"  # squid, frontier or json (outpost.logformat)
     subscribe_globaltags: tuple[str, ...] = ()  # global tags whose mapped tags' payloads are held
     feed_buffer_entries: int = 10_000  # entries a child can resume from here (then: upstream)
     feed_buffer_bytes: int = 64 * 1024 * 1024
@@ -118,6 +121,11 @@ class ProxySettings:
                 raise SettingsError(f"proxy: {redact_url(url)!r} is not an http:// or https:// URL")
         if not 0 < self.port < 65536:
             raise SettingsError(f"proxy.port={self.port}: expected 1..65535")
+        if self.access_log_format not in LOG_FORMATS:
+            raise SettingsError(
+                f"proxy.access_log_format={self.access_log_format!r}: expected one of"
+                f" {tuple(LOG_FORMATS)}"
+            )
         if self.server not in SERVERS:
             raise SettingsError(f"proxy.server={self.server!r}: expected one of {SERVERS}")
         if self.workers > 1 and self.state_dir is None:

@@ -22,6 +22,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from outpost.accesslog import ACCESS_NOTE
 from outpost.errors import BadGateway, BadRequest
 from outpost.failover import CoolDown, Rounds, Wait
 from outpost.redact import redact_text, redact_url
@@ -195,7 +196,9 @@ class Upstreams:
                 attempts.append(self._failed(url, problem, "integrity"))
                 continue
             rounds.succeeded(url)
+            _note(redact_url(url), len(attempts) + 1)
             return response
+        _note("-", len(attempts))
         raise AllUpstreamsFailed(attempts)
 
     async def _send(
@@ -249,3 +252,10 @@ class Upstreams:
         else:
             await response.aclose()
         return result
+
+
+def _note(upstream: str, attempts: int) -> None:
+    """Tell the access log of the request being handled which upstream answered it."""
+    note = ACCESS_NOTE.get()
+    if note is not None:
+        note["upstream"], note["attempts"] = upstream, attempts

@@ -175,7 +175,7 @@ def _serve(
         port=settings.port,
         workers=settings.workers if factory else None,
         log_level=log_level,
-        access_log=log_level in ("debug", "info"),
+        access_log=False,  # Outpost's own (`access_log` setting) records every request
         timeout_graceful_shutdown=5,
         timeout_keep_alive=keepalive,
         server_header=own_headers,
@@ -188,6 +188,9 @@ def _serve(
 
 def _serve_granian(factory: str, settings: Any, log_level: str) -> int:
     """Run on granian (Rust HTTP/1.1 server, same ASGI app); workers rebuild from the env."""
+    from outpost.extras import require
+
+    require("proxy", server="granian")  # chosen by a settings file, not seen before the command
     from granian import Granian
     from granian.http import HTTP1Settings
 

@@ -834,13 +834,15 @@ def test_every_outpost_variable_named_in_deployment_files_is_read_by_the_code(pa
 
 
 def doc_command_lines() -> Iterator[str]:
-    """Every `outpost …` line in the code blocks of docs/operations.md (continuations joined)."""
-    in_block, pending = False, ""
+    """Every `outpost …` line in the shell code blocks of docs/operations.md (continuations
+    joined)."""
+    in_block, shell, pending = False, False, ""
     for raw in OPERATIONS.read_text().splitlines():
         if raw.lstrip().startswith("```"):
             in_block, pending = not in_block, ""
+            shell = raw.strip().removeprefix("```") in ("", "sh", "bash", "console", "shell")
             continue
-        if not in_block:
+        if not in_block or not shell:  # ```text, ```toml, …: no commands to run
             continue
         line = pending + raw.split(" #")[0].strip()
         pending = ""

@@ -1,0 +1,287 @@
+"""The access log of an origin or a proxy: every request recorded cheaply, written in batches.
+
+A hit answered below ASGI costs a few microseconds, so the request path only appends a tuple
+of values it already holds (the raw target, the response head it wrote, the request's header
+list) to a list; a task formats the pending records (`outpost.logformat`) every
+`FLUSH_SECONDS` and writes them in one call from a thread, so a slow disk or reader never
+stalls the event loop. What waits is bounded (`max_pending` records): beyond it records are
+dropped and counted, never queued without limit. Lines go to standard output (`-`) or to a file
+opened for appending; `reopen()` (SIGHUP or SIGUSR1, for logrotate) opens the path again.
+Several worker processes may append to one file: each write is whole lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any, Final
+
+from outpost.hangup import on_hangup
+from outpost.logformat import DASH, FORMATS, Access, clean, escape_target, squid_result
+
+__all__ = ["ACCESS_NOTE", "STDOUT", "AccessLog", "open_access_log"]
+
+STDOUT: Final = "-"
+OFF: Final = ("", "off", "none")
+FLUSH_SECONDS: Final = 0.25
+MAX_PENDING: Final = 200_000
+
+log = logging.getLogger("outpost.accesslog")
+
+# What a request's handler learns for its log line (`upstream`, `attempts`, `result`): set per
+# request by the server's logging wrapper; a task started while handling it shares the dict.
+ACCESS_NOTE: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "outpost_access_note", default=None
+)
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+class AccessLog:
+    def __init__(
+        self,
+        destination: str,
+        format: str,
+        *,
+        max_pending: int = MAX_PENDING,
+        on_dropped: Callable[[int], None] = lambda count: None,
+    ) -> None:
+        self.destination = destination
+        self.line = FORMATS[format]
+        self.max_pending = max_pending
+        self.on_dropped = on_dropped  # told how many records a full queue dropped
+        self._pending: list[tuple[Any, ...]] = []
+        self._fd: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._reopen = False
+        self._forget: Callable[[], None] = lambda: None  # unregisters the SIGHUP callback
+
+    # --- recording: on the request path, cheap ---------------------------------------------
+
+    def hit(
+        self,
+        client: tuple[str, int] | None,
+        method: bytes,
+        target: bytes,
+        head: bytes,
+        size: int,
+        started: float,
+        headers: Headers,
+    ) -> None:
+        """A hit answered below ASGI: `head` is the response head as written."""
+        if len(self._pending) < self.max_pending:
+            self._pending.append(
+                (
+                    time.time(),
+                    time.perf_counter() - started,
+                    client,
+                    method,
+                    target,
+                    head,
+                    size,
+                    headers,
+                )
+            )
+        else:
+            self.on_dropped(1)
+
+    def request(
+        self,
+        scope: MutableMapping[str, Any],
+        status: int,
+        size: int,
+        started: float,
+        response_headers: Headers,
+        note: dict[str, Any] | None = None,
+    ) -> None:
+        """A request answered through ASGI; `note` holds what the handler learnt (the upstream
+        that answered, the attempts it took, a result code)."""
+        if len(self._pending) < self.max_pending:
+            self._pending.append(
+                (
+                    time.time(),
+                    time.perf_counter() - started,
+                    scope,
+                    status,
+                    size,
+                    response_headers,
+                    note,
+                )
+            )
+        else:
+            self.on_dropped(1)
+
+    # --- writing: off the request path -----------------------------------------------------
+
+    def start(self) -> None:
+        """Open the destination and write every `FLUSH_SECONDS` from now on (in the event loop
+        that serves requests). SIGUSR1 and SIGHUP (`outpost.hangup`) reopen the file."""
+        self._open()
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._flushing())
+        self._forget = on_hangup(self.reopen)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGUSR1, self.reopen)
+
+    async def stop(self) -> None:
+        """Write what is pending and close."""
+        self._forget()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._write(self.take())
+        if self._fd is not None and self.destination != STDOUT:
+            os.close(self._fd)
+        self._fd = None
+
+    def reopen(self) -> None:
+        """Open the file again before the next write (logrotate moved it away)."""
+        self._reopen = True
+
+    def take(self) -> bytes:
+        """The pending records, formatted, and the queue emptied."""
+        pending, self._pending = self._pending, []
+        lines = [self.line(_access(record)) for record in pending]
+        return ("\n".join(lines) + "\n").encode() if lines else b""
+
+    async def _flushing(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            chunk = self.take()
+            if self._reopen:
+                self._reopen = False
+                await asyncio.to_thread(self._open)
+            if chunk:
+                await asyncio.to_thread(self._write, chunk)
+
+    def _open(self) -> None:
+        if self.destination == STDOUT:
+            self._fd = 1
+            return
+        old = self._fd
+        try:
+            self._fd = os.open(self.destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        except OSError as exc:
+            log.warning("cannot open the access log %s: %s", self.destination, exc)
+            return
+        if old is not None:
+            os.close(old)
+
+    def _write(self, chunk: bytes) -> None:
+        if not chunk or self._fd is None:
+            return
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:  # a full disk or a closed pipe loses these lines, not the server
+            log.warning("writing the access log %s failed: %s", self.destination, exc)
+
+
+def open_access_log(
+    destination: str, format: str, on_dropped: Callable[[int], None] = lambda n: None
+) -> AccessLog | None:
+    """The access log a setting asks for, or None when it is off."""
+    if destination.strip().lower() in OFF:
+        return None
+    return AccessLog(destination, format, on_dropped=on_dropped)
+
+
+# --- records → `Access` ----------------------------------------------------------------------
+
+
+def _access(record: tuple[Any, ...]) -> Access:
+    if len(record) == 8:
+        return _hit(*record)
+    return _request(*record)
+
+
+def _hit(
+    at: float,
+    duration: float,
+    client: tuple[str, int] | None,
+    method: bytes,
+    target: bytes,
+    head: bytes,
+    size: int,
+    headers: Headers,
+) -> Access:
+    return Access(
+        time=at,
+        duration=duration,
+        client=client[0] if client else DASH,
+        method=method.decode("latin-1"),
+        target=escape_target(target),
+        status=int(head[9:12]),
+        bytes=size,
+        result="TCP_MEM_HIT",
+        cache_status=_own_entry(_field(_head_fields(head), b"cache-status")),
+        upstream=DASH,
+        attempts=0,
+        frontier_id=clean(_field(headers, b"x-frontier-id")),
+        if_modified_since=clean(_field(headers, b"if-modified-since")),
+        content_type=clean(_field(_head_fields(head), b"content-type")),
+    )
+
+
+def _request(
+    at: float,
+    duration: float,
+    scope: MutableMapping[str, Any],
+    status: int,
+    size: int,
+    response_headers: Headers,
+    note: dict[str, Any] | None,
+) -> Access:
+    note = note or {}
+    request_headers: Headers = scope.get("headers", ())
+    target = scope.get("raw_path") or scope.get("path", "").encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    client = scope.get("client")
+    own = _own_entry(_field(response_headers, b"cache-status"))
+    return Access(
+        time=at,
+        duration=duration,
+        client=client[0] if client else DASH,
+        method=str(scope.get("method", DASH)),
+        target=escape_target(target),
+        status=status,
+        bytes=size,
+        result=note.get("result") or squid_result(own, status),
+        cache_status=own,
+        upstream=note.get("upstream", DASH),
+        attempts=int(note.get("attempts", 0)),
+        frontier_id=clean(_field(request_headers, b"x-frontier-id")),
+        if_modified_since=clean(_field(request_headers, b"if-modified-since")),
+        content_type=clean(_field(response_headers, b"content-type")),
+    )
+
+
+def _field(headers: Headers, name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    fields = []
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields.append((name.lower(), value.strip()))
+    return fields
+
+
+def _own_entry(cache_status: str) -> str:
+    """This cache's entry of a Cache-Status chain: the last one."""
+    return cache_status.rpartition(",")[2].strip()
