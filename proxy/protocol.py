@@ -137,6 +137,7 @@ class HitProtocol(LimitedProtocol):
                 len(answer[1]),
                 waiter.started,
                 waiter.headers,
+                "TCP_CF_HIT",
             )
         cycle.response_started = cycle.response_complete = True
         cycle.message_event.set()

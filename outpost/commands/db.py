@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import tomllib
 from collections.abc import Iterator
@@ -56,6 +57,12 @@ def origin_settings(args: argparse.Namespace, **overrides: Any) -> Any:
     )
 
 
+def _quiet_audit() -> None:
+    """A bulk import prints its summary; its writes' audit lines stay in the database (the
+    changes table and the histories), not one log line per object on the terminal."""
+    logging.getLogger("outpost.origin.audit").setLevel(logging.WARNING)
+
+
 def add_parser(commands: Any) -> None:
     db = commands.add_parser("db", help="create, fill and import into the conditions database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -97,6 +104,7 @@ def _sample(args: argparse.Namespace) -> int:
     from origin.db import migrate
 
     settings = origin_settings(args)
+    _quiet_audit()
     with database_errors(settings.db):
         migrate(settings.db)
         return fill_sample(settings.db, args.seed)
@@ -115,6 +123,7 @@ def _load(args: argparse.Namespace) -> int:
             code=2,
         )
     settings = origin_settings(args)
+    _quiet_audit()
     with database_errors(settings.db):
         migrate(settings.db)
         engines = create_engines(settings.db)
