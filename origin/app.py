@@ -41,7 +41,7 @@ from origin.reads import Reads
 from origin.settings import OriginSettings
 from origin.writes import Writes
 from outpost import hangup
-from outpost.accesslog import AccessLog, open_access_log
+from outpost.accesslog import AccessLog, logged, open_access_log
 from outpost.config import SettingsError
 from outpost.errors import (
     Conflict,
@@ -291,22 +291,8 @@ class Guard:
             return
         if self.access_log is None:
             await self._guarded(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status, size, fields = 500, 0, ()
-
-        async def logged_send(message: Message) -> None:
-            nonlocal status, size, fields
-            if message["type"] == "http.response.start":
-                status, fields = message["status"], message.get("headers", ())
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self._guarded(scope, receive, logged_send)
-        finally:
-            self.access_log.request(scope, status, size, started, fields)
+        else:
+            await logged(self._guarded, scope, receive, send, self.access_log)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = route_label(scope["path"])

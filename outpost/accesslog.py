@@ -20,8 +20,10 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Final
+
+from starlette.types import Message, Receive, Scope, Send
 
 from outpost.hangup import on_hangup
 from outpost.logformat import (
@@ -36,7 +38,7 @@ from outpost.logformat import (
     squid_result,
 )
 
-__all__ = ["ACCESS_NOTE", "STDOUT", "AccessLog", "open_access_log"]
+__all__ = ["ACCESS_NOTE", "STDOUT", "AccessLog", "logged", "open_access_log"]
 
 STDOUT: Final = "-"
 OFF: Final = ("", "off", "none")
@@ -213,6 +215,36 @@ class AccessLog:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:  # a full disk or a closed pipe loses these lines, not the server
             log.warning("writing the access log %s failed: %s", self.destination, exc)
+
+
+async def logged(
+    handle: Callable[[Scope, Receive, Send], Awaitable[None]],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    log: AccessLog,
+) -> None:
+    """Run an ASGI `handle`r for an HTTP request and record it: status, body bytes, response
+    fields, and what the handler noted (`ACCESS_NOTE`: the upstream that answered, the
+    attempts it took; every task started while handling it shares the note)."""
+    started = time.perf_counter()
+    note: dict[str, object] = {}
+    status, size, fields = 500, 0, ()
+
+    async def logged_send(message: Message) -> None:
+        nonlocal status, size, fields
+        if message["type"] == "http.response.start":
+            status, fields = message["status"], message.get("headers", ())
+        elif message["type"] == "http.response.body":
+            size += len(message.get("body", b""))
+        await send(message)
+
+    token = ACCESS_NOTE.set(note)
+    try:
+        await handle(scope, receive, logged_send)
+    finally:
+        ACCESS_NOTE.reset(token)
+        log.request(scope, status, size, started, fields, note)
 
 
 def open_access_log(

@@ -20,10 +20,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from outpost import hangup
-from outpost.accesslog import ACCESS_NOTE, AccessLog, open_access_log
+from outpost.accesslog import logged, open_access_log
 from outpost.errors import OutpostError
 from outpost.limits import limits_from
 from outpost.redact import SecretScrubber
@@ -187,31 +187,9 @@ class ProxyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.access_log is not None:
-            await self._logged(scope, receive, send, self.access_log)
+            await logged(self._handle, scope, receive, send, self.access_log)
         else:
             await self._handle(scope, receive, send)
-
-    async def _logged(self, scope: Scope, receive: Receive, send: Send, log: AccessLog) -> None:
-        """Handle a request and record it: status, bytes, and what the upstreams did (the
-        engine's fetch writes into `note`, which every task it starts shares)."""
-        started = time.perf_counter()
-        note: dict[str, object] = {}
-        status, size, fields = 500, 0, ()
-
-        async def logged_send(message: Message) -> None:
-            nonlocal status, size, fields
-            if message["type"] == "http.response.start":
-                status, fields = message["status"], message.get("headers", ())
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            await send(message)
-
-        token = ACCESS_NOTE.set(note)
-        try:
-            await self._handle(scope, receive, logged_send)
-        finally:
-            ACCESS_NOTE.reset(token)
-            log.request(scope, status, size, started, fields, note)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -4,34 +4,19 @@ problem, exits 0 or 2, and writes and connects to nothing."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from support.cli import outpost
 from support.stack import TREE_KEYS
 
 SIGNING, PUBLIC = TREE_KEYS
 PASSWORD = "s3cret-password"
 TOKEN = "run-control-token-of-the-test"
 GOOD_TOKENS = '[[token]]\nname = "ops"\nrole = "admin"\ntoken = "t"\n'
-
-
-def outpost(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
-    return subprocess.run(
-        [sys.executable, "-m", "outpost", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env={**clean, **(env or {})},
-    )
 
 
 def settings_file(path: Path, section: str, table: dict[str, Any]) -> Path:

@@ -5,7 +5,6 @@ when the breaker next notices, and makes the exit status 1."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,26 +13,13 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from support.cli import outpost
 from support.stack import Server, Stack
 
 from outpost.commands.output import DASH, iov_key
 from outpost.localstack import free_port
 
 GLOBAL_TAG = "OUTPOST_HLT_2026_V1"
-
-
-def outpost(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
-    return subprocess.run(
-        [sys.executable, "-m", "outpost", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**clean, **(env or {})},
-    )
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
