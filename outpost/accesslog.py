@@ -32,10 +32,12 @@ from outpost.logformat import (
     Access,
     clean,
     escape_target,
-    frontier,
+    frontier_template,
+    frontier_time,
     json_line,
-    squid,
     squid_result,
+    squid_start,
+    squid_template,
 )
 
 __all__ = ["ACCESS_NOTE", "STDOUT", "AccessLog", "logged", "open_access_log"]
@@ -275,18 +277,24 @@ def _frontier_hit(
     if_modified_since: str,
     result: str,
 ) -> str:
-    return frontier(
-        client,
-        at,
-        method.decode("latin-1"),
-        escape_target(target),
-        int(head[9:12]),
-        size,
-        result + ":HIER_NONE",
-        duration,
-        frontier_id,
-        if_modified_since,
-    )
+    key = (client, method, target, head[9:12], size, frontier_id, if_modified_since, result)
+    template = _templates.get(key)
+    if template is None:
+        template = _remember(
+            key,
+            frontier_template(
+                client,
+                method.decode("latin-1"),
+                escape_target(target),
+                int(head[9:12]),
+                size,
+                result + ":HIER_NONE",
+                frontier_id,
+                if_modified_since,
+            ),
+        )
+    start, middle, end = template
+    return start + frontier_time(at) + middle + str(int(duration * 1000)) + end
 
 
 def _squid_hit(
@@ -301,18 +309,32 @@ def _squid_hit(
     if_modified_since: str,
     result: str,
 ) -> str:
-    return squid(
-        at,
-        duration,
-        client,
-        result,
-        int(head[9:12]),
-        size,
-        method.decode("latin-1"),
-        escape_target(target),
-        "HIER_NONE/-",
-        _in_head(_CONTENT_TYPE, head) or DASH,
-    )
+    key = (client, method, target, head[9:12], size, result)
+    template = _templates.get(key)
+    if template is None:
+        rest = squid_template(
+            client,
+            result,
+            int(head[9:12]),
+            size,
+            method.decode("latin-1"),
+            escape_target(target),
+            "HIER_NONE/-",
+            _in_head(_CONTENT_TYPE, head) or DASH,
+        )
+        template = _remember(key, (rest,))
+    return squid_start(at, duration) + template[0]
+
+
+_templates: dict[tuple[object, ...], tuple[str, ...]] = {}
+TEMPLATE_LIMIT: Final = 10_000  # line templates kept for repeated requests
+
+
+def _remember(key: tuple[object, ...], template: tuple[str, ...]) -> tuple[str, ...]:
+    if len(_templates) >= TEMPLATE_LIMIT:
+        _templates.clear()
+    _templates[key] = template
+    return template
 
 
 def _json_hit(*record: Any) -> str:
