@@ -40,7 +40,7 @@ from origin.query.ttl import TTLPolicy
 from origin.reads import Reads
 from origin.settings import OriginSettings
 from origin.writes import Writes
-from outpost import hangup
+from outpost import draining, hangup
 from outpost.accesslog import AccessLog, logged, open_access_log
 from outpost.config import SettingsError
 from outpost.errors import (
@@ -155,6 +155,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hangup.install()  # SIGHUP re-reads the tokens file instead of ending the process
+        draining.on_stop_signals()  # long polls end at once when the server is told to stop
         forget = hangup.on_hangup(api.tokens.reload)
         if access_log is not None:
             access_log.start()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
-from outpost import hangup
+from outpost import draining, hangup
 from outpost.accesslog import logged, open_access_log
 from outpost.errors import OutpostError
 from outpost.limits import limits_from
@@ -38,7 +38,7 @@ from proxy.core.signing import Signer
 from proxy.core.status import cache_status
 from proxy.engine import Engine
 from proxy.epoch import EpochState
-from proxy.feed import Feed
+from proxy.feed import Feed, serve_unsubscribed
 from proxy.flights import Outcome, Request, describe
 from proxy.gate import Gate
 from proxy.hits import COLLAPSED, RESERVED, SPECIAL, HitPath
@@ -237,6 +237,7 @@ class ProxyApp:
 
     async def start(self) -> None:
         hangup.install()  # SIGHUP reloads (`outpost.hangup`); the cache stays
+        draining.on_stop_signals()  # long polls end at once when the server is told to stop
         if self.access_log is not None:
             self.access_log.start()
         if self.redis is not None:  # catch up with flushes made while this proxy was down
@@ -283,8 +284,11 @@ class ProxyApp:
             self.engine.flights.release(reserved)  # if it never fetched
 
     async def _read(self, scope: Scope, send: Send) -> None:
-        if self.feed is not None and scope["path"] == FEED_PATH:
-            await self.feed.serve(scope, send)
+        if scope["path"] == FEED_PATH:
+            if self.feed is not None:
+                await self.feed.serve(scope, send)
+            else:  # passed upstream, and ended at once when this proxy stops
+                await serve_unsubscribed(scope, send, self.upstreams, self.responder, self.name)
             return
         started = time.perf_counter()
         key = self.hits.key(scope)

@@ -17,6 +17,7 @@ upstream like any uncacheable GET.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from starlette.types import Scope, Send
 
 from outpost import draining
-from outpost.errors import BadRequest
+from outpost.errors import BadRequest, ServiceUnavailable
 from outpost.urls import FeedQuery, GlobalTagMap, parse_feed
 from proxy.core.directives import CacheControl
 from proxy.core.feed import (
@@ -46,7 +47,7 @@ from proxy.responses import Responder
 from proxy.storage.tiered import TieredStore
 from proxy.upstream import AllUpstreamsFailed, UpstreamResponse, Upstreams
 
-__all__ = ["Feed"]
+__all__ = ["Feed", "ask_upstream", "pass_up", "serve_unsubscribed"]
 
 log = logging.getLogger("outpost.proxy.feed")
 
@@ -54,6 +55,7 @@ PAGE_LIMIT = 1000  # entries asked for per poll
 PREFETCH_CONCURRENCY = 16
 PREFETCH_ATTEMPTS = 3
 RETRY_SECONDS = 1.0  # after a failed poll
+SHUTDOWN_CHECK_SECONDS = 60.0  # a passed-up long poll waits in steps this long (or to the end)
 EMPTY_AT_ONCE = 0.05  # an empty answer this quick to a long poll: do not ask again at once
 
 _PASSED = (b"content-type", b"outpost-feed-head")  # what a passed-up answer keeps
@@ -157,21 +159,11 @@ class Feed:
 
     async def _get(self, query: FeedQuery) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
         try:
-            return await self._ask_upstream(query)
+            return await ask_upstream(self.upstreams, self.name, query)
         except AllUpstreamsFailed as exc:
             self.metrics.feed_problems.labels("unreachable").inc()
             log.warning("no upstream answers the feed: %s", exc)
             return None
-
-    async def _ask_upstream(self, query: FeedQuery) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        """The first live upstream's answer to `query` (one without a feed, such as a plain
-        HTTP server or a squid, is passed over); `AllUpstreamsFailed` if none has one."""
-        headers = with_via([(b"accept", b"application/json")], self.name)
-        response = await self.upstreams.fetch("GET", query.url(), headers, check=_feed_answer)
-        await response.close()  # over max_object_bytes: not a feed page
-        if response.rest is not None:
-            raise AllUpstreamsFailed([])
-        return response.status, response.body, response.headers
 
     async def _apply(self, entries: list[Entry]) -> None:
         """Hold what `entries` announce, then let children read them."""
@@ -274,7 +266,7 @@ class Feed:
             return
         ring = self.ring
         if not ring.answers(query.after):  # before this ring, or ahead of it: upstream
-            await self._pass_up(query, send, scope["method"] == "HEAD")
+            await pass_up(self.upstreams, self.responder, self.name, query, send, scope)
             return
         entries = ring.after(query.after, query.limit)
         if not entries and query.wait:
@@ -288,17 +280,6 @@ class Feed:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         head = scope["method"] == "HEAD"
-        await send({"type": "http.response.body", "body": b"" if head else body})
-
-    async def _pass_up(self, query: FeedQuery, send: Send, head: bool) -> None:
-        try:
-            status, body, fields = await self._ask_upstream(query)
-        except AllUpstreamsFailed as error:
-            await self.responder.send_error(send, error, cache_status(self.name, fwd="uri-miss"))
-            return
-        kept = [(k, v) for k, v in fields if k in _PASSED]
-        headers = [*kept, (b"cache-control", b"no-store"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
     async def _wait_beyond(self, position: int, timeout: float) -> None:
@@ -315,6 +296,67 @@ class Feed:
     def _wake(self) -> None:
         if self._moved is not None and not self._moved.done():
             self._moved.set_result(None)
+
+
+async def serve_unsubscribed(
+    scope: Scope, send: Send, upstreams: Upstreams, responder: Responder, name: str
+) -> None:
+    """`/v1/changes` at a proxy that does not follow the feed: checked, then passed upstream."""
+    try:
+        query = parse_feed(scope["query_string"].decode("latin-1"))
+    except BadRequest as error:
+        await responder.send_error(send, error, cache_status(name, detail="refused"))
+        return
+    await pass_up(upstreams, responder, name, query, send, scope)
+
+
+async def pass_up(
+    upstreams: Upstreams,
+    responder: Responder,
+    name: str,
+    query: FeedQuery,
+    send: Send,
+    scope: Scope,
+) -> None:
+    """Answer a feed request with the first live upstream's answer. A long poll passed up
+    ends when this proxy begins to shut down (503, `Retry-After: 0`): its reader asks again,
+    from the same position, elsewhere, and the proxy stops without waiting for it."""
+    asking = asyncio.ensure_future(ask_upstream(upstreams, name, query))
+    await draining.wait_until(asking, SHUTDOWN_CHECK_SECONDS)
+    while not asking.done() and not draining.is_draining():  # a long poll: keep waiting
+        await draining.wait_until(asking, SHUTDOWN_CHECK_SECONDS)
+    if not asking.done():
+        asking.cancel()
+        with contextlib.suppress(asyncio.CancelledError, AllUpstreamsFailed):
+            await asking
+        stopping = ServiceUnavailable(
+            "this proxy is shutting down: ask again", headers={"Retry-After": "0"}
+        )
+        await responder.send_error(send, stopping, cache_status(name, detail="draining"))
+        return
+    try:
+        status, body, fields = asking.result()
+    except AllUpstreamsFailed as error:
+        await responder.send_error(send, error, cache_status(name, fwd="uri-miss"))
+        return
+    kept = [(k, v) for k, v in fields if k in _PASSED]
+    headers = [*kept, (b"cache-control", b"no-store"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    head = scope["method"] == "HEAD"
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def ask_upstream(
+    upstreams: Upstreams, name: str, query: FeedQuery
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The first live upstream's answer to `query` (one without a feed, such as a plain HTTP
+    server or a squid, is passed over); `AllUpstreamsFailed` if none has one."""
+    headers = with_via([(b"accept", b"application/json")], name)
+    response = await upstreams.fetch("GET", query.url(), headers, check=_feed_answer)
+    await response.close()  # over max_object_bytes: not a feed page
+    if response.rest is not None:
+        raise AllUpstreamsFailed([])
+    return response.status, response.body, response.headers
 
 
 def _feed_answer(response: UpstreamResponse) -> str | None:

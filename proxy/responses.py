@@ -198,6 +198,7 @@ class Responder:
             (b"cache-control", b"no-store"),
             (b"cache-status", status),
             (EPOCH_HEADER, str(self.epoch.value).encode()),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()),
         ]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
