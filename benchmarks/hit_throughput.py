@@ -48,7 +48,7 @@ Usage::
 
     .venv/bin/python benchmarks/hit_throughput.py [--duration 10] [--connections 64]
         [--proxy-workers 1] [--proxy-server uvicorn|granian] [--sizes 1KiB,100KiB,1MiB]
-        [--peers squid,varnish] [--warmup 2] [--no-pin] [--json]
+        [--peers squid,varnish,outpost-nolog] [--warmup 2] [--repeat 1] [--no-pin] [--json]
 
 Exit status: 0 when every measurement saw only 2xx/3xx answers, no socket errors and no
 request reaching the origin; 1 otherwise; 2 when the benchmark could not run (a server did not
@@ -537,10 +537,12 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
 
             for payload in payloads:
                 statuses = {s.name: warm(client, s, payload) for s in (outpost, *peers)}
-                runs = {
-                    s.name: measure(args, setup, client, origin, s, payload, statuses[s.name])
-                    for s in (outpost, *peers)
-                }
+                rounds: dict[str, list[Measurement]] = {s.name: [] for s in (outpost, *peers)}
+                for _ in range(args.repeat):  # interleaved: a slow moment hits every server
+                    for s in (outpost, *peers):
+                        m = measure(args, setup, client, origin, s, payload, statuses[s.name])
+                        rounds[s.name].append(m)
+                runs = {name: median_run(taken) for name, taken in rounds.items()}
                 results.append(SizeResult(payload, runs))
         finally:
             for server in reversed(servers):
@@ -549,6 +551,16 @@ def benchmark(args: argparse.Namespace, setup: Setup) -> list[SizeResult]:
 
 
 # --- output ----------------------------------------------------------------------------------
+
+
+def median_run(taken: Sequence[Measurement]) -> Measurement:
+    """The measurement with the median rate of those taken (the lower middle of an even
+    count); a failed one is kept if any failed, so a failure is never hidden."""
+    failed = [m for m in taken if m.failed]
+    if failed:
+        return failed[0]
+    ordered = sorted(taken, key=lambda m: m.result.requests_per_sec)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def render_table(results: Sequence[SizeResult]) -> str:
@@ -669,6 +681,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per run")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every server this many times, interleaved, and keep each one's median",
+    )
+    parser.add_argument(
         "--pin",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -681,7 +699,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
-    for name in ("duration", "connections", "proxy_workers"):
+    for name in ("duration", "connections", "proxy_workers", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0 or args.startup_timeout <= 0:
@@ -757,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = {
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "repeat": args.repeat,
         "connections": args.connections,
         "wrk_threads": 1,
         "proxy_workers": args.proxy_workers,
