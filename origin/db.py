@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from outpost.errors import BadRequest, clip
+from outpost.redact import redact_url
 
 __all__ = ["Engines", "FrontierLimits", "create_engines", "describe", "migrate", "normalise_url"]
 
@@ -66,8 +67,9 @@ def normalise_url(url: str) -> str:
     """Accept `postgresql://` as `postgresql+psycopg://`; refuse what we cannot serve."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise BadRequest(f"database URL {url!r} is malformed", accepted=_ACCEPTED_URLS) from exc
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        shown = redact_url(url)  # never a password in an error
+        raise BadRequest(f"database URL {shown!r} is malformed", accepted=_ACCEPTED_URLS) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername not in ("sqlite", "postgresql+psycopg"):

@@ -309,7 +309,8 @@ def _squid_hit(
     if_modified_since: str,
     result: str,
 ) -> str:
-    key = (client, method, target, head[9:12], size, result)
+    content_type = _in_head(_CONTENT_TYPE, head) or DASH
+    key = (client, method, target, head[9:12], size, result, content_type)
     template = _templates.get(key)
     if template is None:
         rest = squid_template(
@@ -320,7 +321,7 @@ def _squid_hit(
             method.decode("latin-1"),
             escape_target(target),
             "HIER_NONE/-",
-            _in_head(_CONTENT_TYPE, head) or DASH,
+            clean(content_type),
         )
         template = _remember(key, (rest,))
     return squid_start(at, duration) + template[0]

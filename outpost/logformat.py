@@ -172,7 +172,8 @@ def squid_template(
     hier: str,
     content_type: str,
 ) -> str:
-    """The rest of squid's native line: `%>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt`."""
+    """The rest of squid's native line: `%>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt` (a
+    space in the content type, `; charset=…`, is written `%20`: every field stays one)."""
     return "%s %s/%03d %d %s %s - %s %s" % (  # noqa: UP031
         client,
         result,
@@ -181,7 +182,7 @@ def squid_template(
         method,
         target,
         hier,
-        content_type,
+        content_type.replace(" ", "%20"),
     )
 
 

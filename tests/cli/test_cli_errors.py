@@ -183,3 +183,10 @@ def test_version() -> None:
     done = outpost("--version")
     assert done.returncode == 0
     assert done.stdout.startswith("outpost ") and len(done.stdout.split()) == 2
+
+
+def test_a_malformed_database_url_is_one_line_without_its_password() -> None:
+    done = outpost("db", "init", "--db", "postgresql://conditions:secret@db.example:port/c")
+    assert done.returncode == 1
+    line = one_line_error(done)
+    assert "malformed" in line and "***" in line and "secret" not in line

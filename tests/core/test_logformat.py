@@ -64,6 +64,12 @@ def test_a_squid_line_reads_back_field_by_field() -> None:
     assert SQUID.fullmatch(squid_line(missed))["peer"] == "site:8081"  # type: ignore[index]
 
 
+def test_a_content_type_with_parameters_stays_one_squid_field() -> None:
+    typed = replace(ACCESS, content_type="application/json; charset=utf-8")
+    found = SQUID.fullmatch(squid_line(typed))
+    assert found is not None and found["type"] == "application/json;%20charset=utf-8"
+
+
 def test_a_frontier_line_carries_the_frontier_id_for_decodesquidlog() -> None:
     found = FRONTIER.fullmatch(frontier_line(ACCESS))
     assert found is not None
