@@ -29,6 +29,7 @@ from outpost.hangup import on_hangup
 from outpost.logformat import (
     DASH,
     FORMATS,
+    MEMO_BYTES,
     Access,
     clean,
     escape_target,
@@ -281,6 +282,7 @@ def _frontier_hit(
     template = _templates.get(key)
     if template is None:
         template = _remember(
+            target,
             key,
             frontier_template(
                 client,
@@ -323,7 +325,7 @@ def _squid_hit(
             "HIER_NONE/-",
             clean(content_type),
         )
-        template = _remember(key, (rest,))
+        template = _remember(target, key, (rest,))
     return squid_start(at, duration) + template[0]
 
 
@@ -331,7 +333,12 @@ _templates: dict[tuple[object, ...], tuple[str, ...]] = {}
 TEMPLATE_LIMIT: Final = 10_000  # line templates kept for repeated requests
 
 
-def _remember(key: tuple[object, ...], template: tuple[str, ...]) -> tuple[str, ...]:
+def _remember(target: bytes, key: tuple[object, ...], template: tuple[str, ...]) -> tuple[str, ...]:
+    """Keep `template` for the next request like this one, unless its target is long (the
+    client chooses it: memory stays bounded by TEMPLATE_LIMIT times MEMO_BYTES and the fields'
+    own limits)."""
+    if len(target) > MEMO_BYTES:
+        return template
     if len(_templates) >= TEMPLATE_LIMIT:
         _templates.clear()
     _templates[key] = template

@@ -35,6 +35,7 @@ import orjson
 __all__ = [
     "DASH",
     "FORMATS",
+    "MEMO_BYTES",
     "Access",
     "clean",
     "escape_target",
@@ -51,6 +52,7 @@ __all__ = [
 DASH: Final = "-"
 _UNSAFE: Final = re.compile(rb'[\x00-\x20"\\\x7f-\xff]')  # controls, space, '"', '\', not ASCII
 MEMO_LIMIT: Final = 10_000  # targets remembered, escaped
+MEMO_BYTES: Final = 1024  # longer targets (a client's to choose) are escaped, not remembered
 _escaped: dict[bytes, str] = {}
 _UNQUOTABLE: Final = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')  # in a quoted field a space is fine
 
@@ -78,14 +80,14 @@ class Access:
 def escape_target(raw: bytes, limit: int = 8192, unsafe: re.Pattern[bytes] | None = None) -> str:
     """A request target fit for one log field: bytes that could break the line are `%XX`.
     Memoised for targets (a storm asks for the same few URLs over and over)."""
-    if unsafe is None:
+    if unsafe is None and len(raw) <= MEMO_BYTES:  # memory: at most 10 000 of 1 KiB
         known = _escaped.get(raw)
         if known is None:
             if len(_escaped) >= MEMO_LIMIT:
                 _escaped.clear()
             known = _escaped[raw] = _escape(raw, limit, _UNSAFE)
         return known
-    return _escape(raw, limit, unsafe)
+    return _escape(raw, limit, unsafe or _UNSAFE)
 
 
 def _escape(raw: bytes, limit: int, unsafe: re.Pattern[bytes]) -> str:

@@ -113,3 +113,13 @@ def test_no_target_or_frontier_id_breaks_a_line_or_adds_a_field(raw: bytes, fron
     assert SQUID.fullmatch(squid_line(access)) is not None
     found = FRONTIER.fullmatch(frontier_line(access))
     assert found is not None and found["target"] == (target or "-")
+
+
+def test_long_targets_are_escaped_but_never_remembered() -> None:
+    from outpost import logformat
+
+    logformat._escaped.clear()
+    long = b"/v1/tags/" + b"x" * (logformat.MEMO_BYTES + 1)
+    assert escape_target(long) == long.decode()
+    assert escape_target(b"/v1/tags/short") == "/v1/tags/short"
+    assert list(logformat._escaped) == [b"/v1/tags/short"]  # a client cannot fill memory
