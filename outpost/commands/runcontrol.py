@@ -22,7 +22,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -146,22 +146,43 @@ def flush(proxy: str, run: int, token: str | None, timeout: float = 60.0) -> dic
 
 def _flush(args: argparse.Namespace) -> int:
     answer = flush(args.proxy, args.run, _token(args), args.timeout)
+    return _report(
+        args,
+        answer,
+        "flush",
+        lambda: f"flush before run {answer['run']} (epoch {answer['epoch']})",
+        ("acknowledged", "[red]no[/red]"),
+        lambda name: "[green]yes[/green]",
+    )
+
+
+def _report(
+    args: argparse.Namespace,
+    answer: dict[str, Any],
+    verb: str,
+    title: Callable[[], str],
+    column: tuple[str, str],
+    cell: Callable[[str], str],
+) -> int:
+    """A command fanned out through the tree (flush, purge): its answer as JSON or as a table
+    of every cache (`cell` of those that acknowledged, `column[1]` of those that did not);
+    exit status 1 unless every cache acknowledged."""
     failed = "error" in answer or bool(answer["failed"])
     if args.json:
         print(orjson.dumps(answer).decode())
         return 1 if failed else 0
     console = make_console()
     if "error" in answer:
-        console.print(f"[red]flush failed:[/red] {answer['error']}")
+        console.print(f"[red]{verb} failed:[/red] {answer['error']}")
         return 1
-    table = Table(title=f"flush before run {answer['run']} (epoch {answer['epoch']})")
+    table = Table(title=title())
     table.add_column("cache")
-    table.add_column("acknowledged")
+    table.add_column(column[0], justify="right")
     table.add_column("error")
     for name in answer["caches"]:
-        table.add_row(name, "[green]yes[/green]", "")
+        table.add_row(name, cell(name), "")
     for failure in answer["failed"]:
-        table.add_row(failure["name"], "[red]no[/red]", f"{failure['url']}: {failure['error']}")
+        table.add_row(failure["name"], column[1], f"{failure['url']}: {failure['error']}")
     console.print(table)
     console.print(f"{answer['acked']} acknowledged, {len(answer['failed'])} did not")
     return 1 if failed else 0
@@ -205,27 +226,14 @@ def purge(proxy: str, urls: list[str], token: str | None, timeout: float = 60.0)
 def _purge(args: argparse.Namespace) -> int:
     paths = [purge_path(url) for url in args.urls]
     answer = purge(args.proxy, paths, _token(args), args.timeout)
-    failed = "error" in answer or bool(answer["failed"])
-    if args.json:
-        print(orjson.dumps(answer).decode())
-        return 1 if failed else 0
-    console = make_console()
-    if "error" in answer:
-        console.print(f"[red]purge failed:[/red] {answer['error']}")
-        return 1
-    table = Table(title=f"purge of {answer['urls']} URLs")
-    table.add_column("cache")
-    table.add_column("entries removed", justify="right")
-    table.add_column("error")
-    for name in answer["caches"]:
-        table.add_row(name, str(answer["removed"].get(name, 0)), "")
-    for failure in answer["failed"]:
-        table.add_row(
-            failure["name"], "[red]not purged[/red]", f"{failure['url']}: {failure['error']}"
-        )
-    console.print(table)
-    console.print(f"{answer['acked']} acknowledged, {len(answer['failed'])} did not")
-    return 1 if failed else 0
+    return _report(
+        args,
+        answer,
+        "purge",
+        lambda: f"purge of {answer['urls']} URLs",
+        ("entries removed", "[red]not purged[/red]"),
+        lambda name: str(answer["removed"].get(name, 0)),
+    )
 
 
 def warm(
