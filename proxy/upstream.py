@@ -42,6 +42,7 @@ __all__ = [
 Check = Callable[["UpstreamResponse"], str | None]
 PROBE_PATH = "/_outpost/healthz"
 PROBE_SECONDS = 2.0
+PROBE_REUSE_SECONDS = 0.2  # at most five probe rounds a second, however many ask
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class Upstreams:
     on_failure: Callable[[str, str], None] = lambda upstream, kind: None  # kind: for metrics
     jitter: Callable[[], float] = random.random
     _breaker: CoolDown[str] = field(init=False)
+    _probe: asyncio.Future[dict[str, dict[str, object]]] | None = field(init=False, default=None)
+    _probed_at: float = field(init=False, default=float("-inf"))
 
     def __post_init__(self) -> None:
         self.urls = [url.rstrip("/") for url in self.urls]
@@ -117,7 +120,18 @@ class Upstreams:
     async def probe(self, timeout: float = PROBE_SECONDS) -> dict[str, dict[str, object]]:
         """Ask every upstream for `/_outpost/healthz` now, at once: the breaker only knows how
         past fetches went, and says nothing of an upstream that died since. Reachable means
-        it answered at all (a plain HTTP origin answers 404 there); `status` is its answer."""
+        it answered at all (a plain HTTP origin answers 404 there); `status` is its answer.
+        Anyone may ask (`/_outpost/status?probe=1`), so askers share one probe in flight and
+        its answer for `PROBE_REUSE_SECONDS`: no client can make the proxy flood upstreams."""
+        loop = asyncio.get_running_loop()
+        if self._probe is None or (
+            self._probe.done() and loop.time() - self._probed_at > PROBE_REUSE_SECONDS
+        ):
+            self._probe = asyncio.ensure_future(self._probe_all(timeout))
+            self._probe.add_done_callback(lambda _: setattr(self, "_probed_at", loop.time()))
+        return await asyncio.shield(self._probe)
+
+    async def _probe_all(self, timeout: float) -> dict[str, dict[str, object]]:
 
         async def one(url: str) -> dict[str, object]:
             loop = asyncio.get_running_loop()

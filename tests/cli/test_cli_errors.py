@@ -5,6 +5,7 @@ when the breaker next notices, and makes the exit status 1."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -190,3 +191,23 @@ def test_a_malformed_database_url_is_one_line_without_its_password() -> None:
     assert done.returncode == 1
     line = one_line_error(done)
     assert "malformed" in line and "***" in line and "secret" not in line
+
+
+def test_status_probes_are_shared_so_no_client_can_make_a_proxy_flood_its_upstreams(
+    stack: Stack,
+) -> None:
+    recorder = stack.support_app("recorder")
+    proxy = stack.proxy("site", [recorder])
+
+    async def ask() -> None:
+        async with httpx.AsyncClient() as client:
+            url = f"{proxy.url}/_outpost/status?probe=1"
+            answers = await asyncio.gather(*(client.get(url) for _ in range(50)))
+        assert all(a.status_code == 200 for a in answers)
+        assert all(a.json()["upstreams"][recorder]["probe"]["reachable"] for a in answers)
+
+    asyncio.run(ask())
+    recorded = httpx.get(f"{recorder}/_recorded").json()
+    probes = [r for r in recorded if r["path"] == "/_outpost/healthz"]
+    # 50 askers: one probe in flight at a time, its answer reused for 0.2 s; a few rounds at most
+    assert 1 <= len(probes) <= 10
