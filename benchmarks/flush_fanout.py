@@ -42,7 +42,9 @@ REGISTER = "bench-register-token"
 SUPPORT = Path(__file__).resolve().parents[1] / "tests" / "support"
 
 
-def nginx_children(work: Path, port: int) -> list[str]:
+def nginx_children(work: Path, port: int, extra: str = "", access_log: str = "off") -> list[str]:
+    """nginx answering every child's flush and warm; `extra` adds directives to its server
+    block (more locations), `access_log` replaces `off` (a log_format and a path)."""
     nginx = find_peer("nginx")
     (work / "temp").mkdir(parents=True)
     user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -54,7 +56,8 @@ pid {work / "nginx.pid"};
 error_log {work / "error.log"} warn;
 events {{ worker_connections 8192; }}
 http {{
-    access_log off;
+    log_format wire '$request_uri $request_length $bytes_sent';
+    access_log {access_log};
     client_body_temp_path {work}/temp;
     server {{
         listen {HOST}:{port} backlog=4096;
@@ -62,6 +65,7 @@ http {{
             default_type application/json;
             return 200 '{{"acked": 1, "failed": []}}';
         }}
+        {extra}
         location / {{ return 200 'ok'; }}
     }}
 }}

@@ -801,7 +801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
 
         def pinned(name: str) -> str:
-            return "CPU 0" if config[f"{name}_pinned_cpu"] is not None else "not pinned"
+            pinned_cpu = config.get(f"{name.replace('-nolog', '')}_pinned_cpu")
+            return "CPU 0" if pinned_cpu is not None else "not pinned"
 
         wrk_pin = f"CPU {WRK_CPU}" if pin_wrk else "not pinned"
         print(
@@ -809,7 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"-d{args.duration}s after {args.warmup}s warm-up (wrk: {wrk_pin}); "
             f"outpost proxy on {args.proxy_server}, {args.proxy_workers} worker(s) "
             f"({pinned('outpost')}); "
-            + "".join(f"{config[name]} ({pinned(name)}); " for name in peers)
+            + "".join(f"{config.get(name) or name} ({pinned(name)}); " for name in peers)
             + f"{os.cpu_count()} CPUs; "
             f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}"
         )

@@ -21,7 +21,13 @@ from starlette.responses import FileResponse, Response
 
 from origin.auth import Action, TokenBook
 from origin.feed import FeedWatcher, feed_answer
-from origin.inputs import parse_global_tag, parse_iovs, parse_new_tag, parse_object_type
+from origin.inputs import (
+    parse_global_tag,
+    parse_iovs,
+    parse_new_tag,
+    parse_object_type,
+    parse_run_record,
+)
 from origin.metrics import OriginMetrics, route_label
 from origin.query.conditional import (
     content_etag,
@@ -36,8 +42,16 @@ from origin.query.ttl import TTLPolicy, ttl_class
 from origin.reads import Head, Reads
 from origin.writes import Writes
 from outpost.coding import accepts_gzip
-from outpost.errors import BadRequest, Conflict, PayloadTooLarge
-from outpost.urls import Payload, Query, TableQuery, parse, parse_feed
+from outpost.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from outpost.urls import (
+    Payload,
+    Query,
+    RunQuery,
+    TableQuery,
+    format_time,
+    parse,
+    parse_feed,
+)
 
 __all__ = ["Api"]
 
@@ -188,6 +202,22 @@ class Api:
         change = parse_global_tag(await self._json(request))
         created = await to_thread.run_sync(self.writes.put_global_tag, name, change, who.name)
         return _json({"name": name, "created": created}, 201 if created else 200)
+
+    async def post_run_record(self, request: Request) -> Response:
+        """Run control records which conditions a run was taken with (`Writes.put_run_record`)."""
+        who = self.tokens.authorize(request.headers.get("authorization"), Action.WRITE_RUN_RECORD)
+        query = parse(request.url.path, request.scope["query_string"].decode("latin-1"))
+        if not isinstance(query, RunQuery):  # the route admits nothing else
+            raise NotFound(f"{request.url.path[:200]!r} is not a run", accepted="/v1/runs/{run}")
+        post = parse_run_record(await self._json(request))
+        written = await to_thread.run_sync(self.writes.put_run_record, query.run, post, who.name)
+        document = {
+            "run": written.run,
+            "created": written.created,
+            "digest": written.digest,
+            "snapshot": format_time(written.snapshot),
+        }
+        return _json(document, 201 if written.created else 200)
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

@@ -175,6 +175,7 @@ def create_app(
         Route("/v1/tags/{tag}/iovs", api.post_iovs, methods=["POST"]),
         Route("/v1/tags/{tag}/lock", api.post_lock, methods=["POST"]),
         Route("/v1/globaltags/{gt}", api.put_global_tag, methods=["PUT"]),
+        Route("/v1/runs/{run}", api.post_run_record, methods=["POST"]),
         Route(FEED_PATH, api.changes, methods=["GET", "HEAD"]),
         Route("/v1/{rest:path}", api.read, methods=["GET", "HEAD"]),
         Route("/_outpost/healthz", healthz, methods=["GET", "HEAD"]),

@@ -2,12 +2,15 @@
 
     [[token]]
     name = "ecal-calibration"         # who, for logs and errors
-    role = "writer"                   # writer | admin
+    role = "writer"                   # writer | admin | runcontrol
     tags = ["ECAL_*", "EcalLaser*"]   # writer: tag-name globs it may create and append to
     token_sha256 = "9f86d0…"          # or token = "plain text" (tests, laptops)
 
 Each subsystem writes only its own part: a writer may upload payloads and create and append to
-tags matching its globs; only an admin locks tags and edits global tags. Reads need no token.
+tags matching its globs; only an admin locks tags and edits global tags. Run control
+(`runcontrol`) may only write run records (`POST /v1/runs/{run}`: which conditions a run was
+taken with), nothing else: no payload, no tag, no global tag; and no writer may write run
+records. An admin may do everything. Reads need no token.
 
 SIGHUP re-reads the file (`TokenBook.reload`, through `outpost.hangup`): tokens are added and
 revoked without a restart. A file that does not parse, or holds no token, keeps the tokens in
@@ -29,11 +32,11 @@ from pathlib import Path
 from outpost.config import SettingsError
 from outpost.errors import Forbidden, Unauthorized
 
-__all__ = ["Action", "Principal", "TokenBook"]
+__all__ = ["ROLES", "Action", "Principal", "TokenBook"]
 
 log = logging.getLogger("outpost.origin.auth")
 
-ROLES = ("writer", "admin")
+ROLES = ("writer", "admin", "runcontrol")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -42,6 +45,7 @@ class Action(StrEnum):
     WRITE_TAG = "create or append to a tag"
     LOCK_TAG = "lock tags"
     EDIT_GLOBAL_TAG = "edit global tags"
+    WRITE_RUN_RECORD = "write run records"
 
 
 @dataclass(frozen=True)
@@ -57,17 +61,30 @@ class Principal:
             scope = f" on tag {tag!r}" if tag else ""
             raise Forbidden(
                 f"{self.name} ({self.role}) may not {action}{scope}",
-                accepted=list(self.tag_globs) if action is Action.WRITE_TAG else "role admin",
+                accepted=_who_may(action, self),
             )
 
     def may(self, action: Action, tag: str | None = None) -> bool:
         if self.role == "admin":
             return True
+        if self.role == "runcontrol" or action is Action.WRITE_RUN_RECORD:
+            return self.role == "runcontrol" and action is Action.WRITE_RUN_RECORD
         if action is Action.UPLOAD_PAYLOAD:
             return True
         if action is Action.WRITE_TAG and tag is not None:
             return any(fnmatch.fnmatchcase(tag, glob) for glob in self.tag_globs)
         return False
+
+
+def _who_may(action: Action, principal: Principal) -> str | list[str]:
+    """What a refused principal is told would have been accepted."""
+    if action is Action.WRITE_RUN_RECORD:
+        return "role runcontrol or admin"
+    if action is Action.WRITE_TAG and principal.role == "writer":
+        return list(principal.tag_globs)
+    if action in (Action.UPLOAD_PAYLOAD, Action.WRITE_TAG):
+        return "role writer or admin"
+    return "role admin"
 
 
 class TokenBook:

@@ -24,6 +24,7 @@ new (`urls`, canonical):
 | `iovs` | `tag`, `insertion_time`, `iovs`: `[{"channel", "since", "payload"}]` |
 | `lock` | `tag` |
 | `globaltag` | `globaltag`, `state` |
+| `run` | `run`, `globaltag`, `lumi`, `digest` (a run record was written; `subject` is the run) |
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from outpost.urls import (
     GlobalTagMap,
     History,
     Payload,
+    RunQuery,
     TagInfo,
     TagIovs,
     format_time,
@@ -57,10 +59,11 @@ __all__ = [
     "iovs_change",
     "lock_change",
     "payload_change",
+    "run_change",
     "tag_change",
 ]
 
-KINDS = ("payload", "tag", "iovs", "lock", "globaltag")
+KINDS = ("payload", "tag", "iovs", "lock", "globaltag", "run")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Change:
     """One entry before it has its position: what `WriteSession` records."""
 
     kind: str
-    subject: str  # the payload hash, tag or global tag it is about
+    subject: str  # the payload hash, tag, global tag or run (in decimal) it is about
     time: int
     fields: dict[str, Any]
     urls: tuple[str, ...]
@@ -109,6 +112,12 @@ def lock_change(tag: str, time: int) -> Change:
 def globaltag_change(name: str, state: str, time: int) -> Change:
     urls = (GlobalTagMap(name).url(), GlobalTagList().url(), History("globaltags", name).url())
     return Change("globaltag", name, time, {"globaltag": name, "state": state}, urls)
+
+
+def run_change(run: int, globaltag: str, lumi: int, digest: str, time: int) -> Change:
+    """A run record written: it makes its own URL new (the list of runs is short-lived)."""
+    fields = {"run": run, "globaltag": globaltag, "lumi": lumi, "digest": digest}
+    return Change("run", str(run), time, fields, (RunQuery(run).url(),))
 
 
 def feed_answer(after: int, head: int, rows: Sequence[tuple[int, str]]) -> bytes:

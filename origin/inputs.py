@@ -8,25 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from origin.schema import TIME_TYPES
 from outpost.errors import BadRequest, echo
-from outpost.urls import INT64_MAX, RUN_MAX, is_plain_name
+from outpost.urls import DEFAULT_LUMI, INT64_MAX, LUMI_MAX, RUN_MAX, is_plain_name
 
 __all__ = [
     "GlobalTagUpdate",
     "MapEntry",
     "NewIov",
     "NewTag",
+    "RunRecordPost",
     "check_since",
     "parse_global_tag",
     "parse_iovs",
     "parse_new_tag",
     "parse_object_type",
+    "parse_run_record",
 ]
 
 MAX_TEXT = 4096
+MAX_ATTESTATION: Final = 64 * 1024  # bytes of a run record's attestation, as JSON
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,18 @@ class GlobalTagUpdate:
     entries: tuple[MapEntry, ...]
     description: str | None = None
     lock: bool = False
+
+
+@dataclass(frozen=True)
+class RunRecordPost:
+    """What run control posts for a run: the global tag and lumi section it resolved, the
+    digest of the conditions its caches attested (`outpost.conditions`), and the attestation
+    itself (`attestation`: its JSON, as stored and served)."""
+
+    globaltag: str
+    digest: str
+    attestation: str
+    lumi: int = DEFAULT_LUMI
 
 
 # --- pure parsing of request bodies --------------------------------------------------------
@@ -180,6 +197,43 @@ def parse_global_tag(doc: Any) -> GlobalTagUpdate:
     if description is not None:
         description = _text(doc, "description", "global tag")
     return GlobalTagUpdate(tuple(parsed), description=description, lock=state == "locked")
+
+
+def parse_run_record(doc: Any) -> RunRecordPost:
+    """The body of `POST /v1/runs/{run}`."""
+    fields = {
+        "globaltag": "plain name",
+        "lumi": f"integer 0..{LUMI_MAX}, default {DEFAULT_LUMI}",
+        "digest": "SHA-256 of the conditions, 64 lowercase hex digits",
+        "attestation": f"a JSON object of at most {MAX_ATTESTATION} bytes",
+    }
+    doc = _object(doc, "run record", fields)
+    if "globaltag" not in doc:
+        raise BadRequest("run record needs a globaltag", accepted=fields)
+    globaltag = _plain(_text(doc, "globaltag", "run record"), "global tag name")
+    lumi = _integer(doc.get("lumi", DEFAULT_LUMI), "run record.lumi", 0, LUMI_MAX)
+    digest = doc.get("digest")
+    if not isinstance(digest, str) or len(digest) != 64 or not set(digest) <= _LOWER_HEX:
+        raise BadRequest(
+            f"run record.digest={echo(digest)} is not a SHA-256 hash in lowercase hex",
+            accepted="64 lowercase hex digits",
+        )
+    attestation = doc.get("attestation")
+    if not isinstance(attestation, dict):
+        raise BadRequest(
+            f"run record.attestation={echo(attestation)} is not a JSON object",
+            accepted=fields["attestation"],
+        )
+    text = orjson.dumps(attestation)
+    if len(text) > MAX_ATTESTATION:
+        raise BadRequest(
+            f"run record.attestation is {len(text)} bytes as JSON",
+            accepted=f"<= {MAX_ATTESTATION} bytes",
+        )
+    return RunRecordPost(globaltag, digest, text.decode(), lumi)
+
+
+_LOWER_HEX: Final = frozenset("0123456789abcdef")
 
 
 def check_since(time_type: str, since: int) -> None:

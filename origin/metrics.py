@@ -38,6 +38,7 @@ def route_label(path: str) -> str:
             "resolve",
             "payloads",
             "query",
+            "runs",
         )
     ):
         if parts[2] == "tags" and len(parts) >= 5 and parts[4] in ("iovs", "lock"):

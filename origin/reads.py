@@ -23,7 +23,16 @@ from origin.query.sql import answer_statement, version_statement
 from origin.query.table import TableAccess
 from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
 from outpost.errors import NotFound
-from outpost.urls import GlobalTagMap, History, Payload, Query, Resolve, TagInfo, TagIovs
+from outpost.urls import (
+    GlobalTagMap,
+    History,
+    Payload,
+    Query,
+    Resolve,
+    RunQuery,
+    TagInfo,
+    TagIovs,
+)
 
 __all__ = ["Head", "Reads"]
 
@@ -127,4 +136,6 @@ def _missing(query: Query) -> str:
             return f"tag {name!r} does not exist"
         case History(name=name):
             return f"global tag {name!r} does not exist"
+        case RunQuery(run=run):
+            return f"run {run} has no record"
     return f"nothing at {query.url()}"

@@ -37,6 +37,7 @@ __all__ = [
     "iovs",
     "metadata",
     "payloads",
+    "runs",
     "tags",
 ]
 
@@ -141,6 +142,26 @@ changes = Table(
     Column("subject", String(128), nullable=False),
     Column("entry", Text, nullable=False),
     Column("who", String(128)),  # the writer's token name (the audit trail); None before 0003
-    CheckConstraint("kind IN ('payload', 'tag', 'iovs', 'lock', 'globaltag')", name="kind"),
+    CheckConstraint(
+        "kind IN ('payload', 'tag', 'iovs', 'lock', 'globaltag', 'run')", name="kind"
+    ),  # 'run' since 0004
     Index(None, "subject", "seq"),  # a tag's or a global tag's history
+)
+
+# Run records (`POST /v1/runs/{run}`): what run control attests a run was taken with, written
+# once and never changed. `snapshot` is the time a resolve of (globaltag, run, lumi) is pinned
+# to in order to give back exactly `records` (whose `outpost.conditions` digest is `digest`);
+# `records` and `attestation` are JSON text.
+runs = Table(
+    "runs",
+    metadata,
+    Column("run", BigInteger, primary_key=True, autoincrement=False),
+    Column("globaltag", String(128), nullable=False),
+    Column("lumi", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("snapshot", BigInteger, nullable=False),
+    Column("records", Text, nullable=False),
+    Column("attestation", Text, nullable=False),
+    Column("who", String(128)),  # the run-control token's name
+    Column("created_at", BigInteger, nullable=False),
 )

@@ -9,6 +9,11 @@ ever move forward, even if the machine's clock steps back.
 `Writes` runs each operation in its own transaction; `Writes.session()` gives a `WriteSession`
 whose operations all share one transaction (what `outpost db load` uses).
 
+A run record (`put_run_record`) is the one write that reads conditions: it resolves the global
+tag for the run with the read API's own statements (`origin.query.sql`), inside the write
+transaction and after taking the feed's lock, so the conditions it checks the attested digest
+against, the snapshot it records and the record itself are one state of the database.
+
 Every change is also recorded in the change feed (`origin.feed`), in the same transaction: a
 reader of the feed sees a write exactly when it is committed. A write that changes nothing (the
 same payload again, a tag that exists as it is) records nothing.
@@ -20,8 +25,10 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -31,18 +38,42 @@ from origin.feed import (
     iovs_change,
     lock_change,
     payload_change,
+    run_change,
     tag_change,
 )
-from origin.inputs import GlobalTagUpdate, MapEntry, NewIov, NewTag, check_since
+from origin.inputs import GlobalTagUpdate, MapEntry, NewIov, NewTag, RunRecordPost, check_since
 from origin.payloadfiles import PayloadFiles
-from origin.schema import changes, feed_head, global_tag_map, global_tags, iovs, payloads, tags
+from origin.query.encode import resolve_records
+from origin.query.sql import answer_statement, version_statement
+from origin.schema import (
+    changes,
+    feed_head,
+    global_tag_map,
+    global_tags,
+    iovs,
+    payloads,
+    runs,
+    tags,
+)
+from outpost.conditions import conditions, conditions_digest
 from outpost.errors import Conflict, NotFound
+from outpost.urls import Resolve
 
-__all__ = ["WriteSession", "Writes"]
+__all__ = ["RunRecordWritten", "WriteSession", "Writes"]
 
 audit = logging.getLogger("outpost.origin.audit")
 
 Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class RunRecordWritten:
+    """The answer to a run record's POST: `created` False for a retry of the same record."""
+
+    run: int
+    created: bool
+    digest: str
+    snapshot: int  # µs since the epoch: a resolve pinned to it gives the recorded conditions
 
 
 class Writes:
@@ -104,6 +135,16 @@ class Writes:
     def put_global_tag(self, name: str, change: GlobalTagUpdate, who: str | None = None) -> bool:
         with self.session(who) as session:
             return session.put_global_tag(name, change)
+
+    def put_run_record(
+        self, run: int, post: RunRecordPost, who: str | None = None
+    ) -> RunRecordWritten:
+        try:
+            with self.session(who) as session:
+                return session.put_run_record(run, post)
+        except IntegrityError:  # a concurrent POST for this run committed first: now a retry
+            with self.session(who) as session:
+                return session.put_run_record(run, post)
 
 
 class WriteSession:
@@ -289,6 +330,65 @@ class WriteSession:
             state = values.get("state", current["state"])
             self._record(globaltag_change(name, state, now))
         return False
+
+    def put_run_record(self, run: int, post: RunRecordPost) -> RunRecordWritten:
+        """Record that run `run` was taken with the conditions of `post.globaltag` for (run,
+        lumi) as the database holds them now, if their digest is the attested one. Written
+        once: the same record again is a retry (created False), any other is a `Conflict`."""
+        now = self._now()  # the feed's lock: no other write commits until this one has
+        existing = self._run_record(run)
+        if existing is not None:
+            recorded = (existing["globaltag"], existing["lumi"], existing["digest"])
+            if recorded == (post.globaltag, post.lumi, post.digest):
+                return RunRecordWritten(run, False, post.digest, int(existing["snapshot"]))
+            raise Conflict(
+                f"run {run} has a record already ({existing['globaltag']}, lumi "
+                f"{existing['lumi']}); run records never change",
+                accepted=existing["digest"],
+            )
+        query = Resolve(post.globaltag, run=run, lumi=post.lumi)
+        statement, params = version_statement(query)
+        head = self._conn.execute(statement, params).mappings().first()
+        if head is None:
+            raise NotFound(
+                f"global tag {post.globaltag!r} does not exist", accepted="PUT /v1/globaltags first"
+            )
+        statement, params = answer_statement(query)
+        rows = self._conn.execute(statement, params).mappings().all()
+        records = resolve_records([dict(r) for r in rows])
+        digest = conditions_digest(records)
+        if digest != post.digest:
+            raise Conflict(
+                f"the conditions of {post.globaltag} for run {run} (lumi {post.lumi}) changed "
+                f"since the attestation: the origin's digest is {digest}, the attested "
+                f"{post.digest}; nothing was recorded",
+                accepted=digest,
+            )
+        snapshot = int(head["version"] or 0)  # the newest row this resolve sees
+        newest = self._conn.scalar(select(func.max(runs.c.created_at)))
+        created_at = max(now, (newest or 0) + 1)  # later than every record: list ETags move
+        self._conn.execute(
+            insert(runs).values(
+                run=run,
+                globaltag=post.globaltag,
+                lumi=post.lumi,
+                digest=digest,
+                snapshot=snapshot,
+                records=orjson.dumps(conditions(records)).decode(),
+                attestation=post.attestation,
+                who=self.who,
+                created_at=created_at,
+            )
+        )
+        self._record(run_change(run, post.globaltag, post.lumi, digest, created_at))
+        return RunRecordWritten(run, True, digest, snapshot)
+
+    def _run_record(self, run: int) -> dict[str, Any] | None:
+        """What is recorded for `run` already (globaltag, lumi, digest, snapshot), if anything."""
+        r = runs.c
+        found = select(r.globaltag, r.lumi, r.digest, r.snapshot).where(r.run == run)
+        row = self._conn.execute(found).mappings().first()
+        return None if row is None else dict(row)
 
     def _write_map(self, name: str, entries: tuple[MapEntry, ...], now: int) -> bool:
         """Insert only what differs from the current map (tombstones for dropped records)."""

@@ -25,7 +25,16 @@ from collections.abc import Sequence
 import orjson
 
 from outpost import __version__, extras, logsafe
-from outpost.commands import checkconfig, db, loadtest, pushtest, runcontrol, serve, stack
+from outpost.commands import (
+    checkconfig,
+    db,
+    loadtest,
+    prepare,
+    pushtest,
+    runcontrol,
+    serve,
+    stack,
+)
 from outpost.commands.output import CommandFailed
 from outpost.config import SettingsError
 from outpost.errors import OutpostError
@@ -39,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpost", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--version", action="version", version=f"outpost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (db, serve, runcontrol, checkconfig, stack, loadtest, pushtest):
+    for module in (db, serve, runcontrol, prepare, checkconfig, stack, loadtest, pushtest):
         module.add_parser(commands)
     return parser
 

@@ -22,11 +22,14 @@ from urllib.parse import quote, unquote_plus
 from outpost.errors import BadRequest, NotFound
 
 __all__ = [
+    "DEFAULT_LUMI",
     "FILTER_OPS",
     "INT64_MAX",
     "LUMI_MAX",
     "RUN_MAX",
     "ROUTES",
+    "RUN_LIST_LIMIT",
+    "RUN_LIST_MAX",
     "Filter",
     "GlobalTagList",
     "GlobalTagMap",
@@ -35,6 +38,8 @@ __all__ = [
     "Payload",
     "Query",
     "Resolve",
+    "RunList",
+    "RunQuery",
     "TableQuery",
     "TagInfo",
     "TagIovs",
@@ -67,7 +72,11 @@ ROUTES: Final = (
     "/v1/query/{table}?select=a,b&{column}={op}.{value}&order={column}.asc&limit=N",
     "/v1/tags/{tag}/history[?after=SEQ]",
     "/v1/globaltags/{globaltag}/history[?after=SEQ]",
+    "/v1/runs/{run}",
+    "/v1/runs[?since=R][&limit=N]",
 )
+RUN_LIST_LIMIT: Final = 100  # run records a `/v1/runs` page holds unless `limit` says otherwise
+RUN_LIST_MAX: Final = 1000
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -225,7 +234,48 @@ class History:
         return _with_params(f"/v1/{self.of}/{self.name}/history", params)
 
 
-Query = GlobalTagList | GlobalTagMap | TagInfo | TagIovs | Resolve | Payload | TableQuery | History
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """The record of one run: the global tag and conditions it was taken with. Written once
+    (`POST /v1/runs/{run}`), never changed."""
+
+    run: int
+
+    def url(self) -> str:
+        return f"/v1/runs/{self.run}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunList:
+    """Run records from run `since` on (inclusive), in run order, `limit` of them a page.
+
+    `limit` defaults to `RUN_LIST_LIMIT` and, like `Resolve.lumi`, is left out of the URL when
+    it is the default, so one page has one URL."""
+
+    since: int = 0
+    limit: int = RUN_LIST_LIMIT
+
+    def url(self) -> str:
+        params: list[tuple[str, str]] = []
+        if self.limit != RUN_LIST_LIMIT:
+            params.append(("limit", str(self.limit)))
+        if self.since != 0:
+            params.append(("since", str(self.since)))
+        return _with_params("/v1/runs", params)
+
+
+Query = (
+    GlobalTagList
+    | GlobalTagMap
+    | TagInfo
+    | TagIovs
+    | Resolve
+    | Payload
+    | TableQuery
+    | History
+    | RunQuery
+    | RunList
+)
 
 FEED_PATH: Final = "/v1/changes"
 FEED_LIMIT_MAX: Final = 10_000
@@ -311,6 +361,18 @@ def parse(path: str, query_string: str = "") -> Query:
             return Payload(digest.lower())
         case "query", [table]:
             return _parse_table_query(_identifier(table, "table"), params)
+        case "runs", []:
+            found = _expect_params(params, ("limit", "since"))
+            since = _int(found["since"], "since", 0, RUN_MAX) if "since" in found else 0
+            limit = (
+                _int(found["limit"], "limit", 1, RUN_LIST_MAX)
+                if "limit" in found
+                else RUN_LIST_LIMIT
+            )
+            return RunList(since=since, limit=limit)
+        case "runs", [run]:
+            _expect_params(params, ())
+            return RunQuery(_int(run, "run", 0, RUN_MAX))
     raise _unknown_route(path)
 
 

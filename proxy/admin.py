@@ -1,8 +1,8 @@
-"""`/_outpost/*`: health, metrics and status for operators; flush, warm, purge and register for
-run control and child proxies.
+"""`/_outpost/*`: health, metrics and status for operators; flush, warm, purge, attest
+(`proxy.attest`) and register for run control and child proxies.
 
 Who may do what (docs/security.md, "Run control's authority and secrets"):
-- flush, warm, purge: run control's bearer token, or a command signed by the parent for this
+- flush, warm, purge, attest: run control's bearer token, or a command signed by the parent for this
   proxy (`proxy.core.signing`, checked with `tree_public_key`);
 - register: the registration token, which can do nothing else.
 No credential: 401; a wrong one: 403. Status, metrics and errors show URLs redacted.
@@ -26,6 +26,8 @@ from starlette.routing import Route, Router
 from outpost.errors import BadRequest, Forbidden, NotFound, OutpostError, Unauthorized, echo
 from outpost.redact import redact_url
 from outpost.urls import Resolve, is_plain_name
+from proxy.attest import attest as attest_tree
+from proxy.attest import parse_attest
 from proxy.core.directives import CacheControl
 from proxy.core.epochs import EpochOutOfRange, next_epoch
 from proxy.core.keys import primary_key, variant_key
@@ -45,6 +47,7 @@ MAX_ADMIN_BODY = 4 * 1024 * 1024
 WARM_CONCURRENCY = 8
 MAX_PURGE_URLS = 1000  # one request's; a larger purge is several requests (or a flush)
 PURGE_CONCURRENCY = 8
+MAX_REFRESH_NAMES = 100_000  # caches a warm may name to refresh (a whole farm)
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -235,8 +238,14 @@ def admin_routes(app: ProxyApp) -> Router:
         await command(request)
         document = await body(request)
         urls = await _warm_urls(app, document)
+        refresh = _refresh_names(document.get("refresh", []))
+        if app.name in refresh:  # `outpost prepare --repair`: this cache held other bytes
+            await _purge(app.store, [primary_key(*url.partition("?")[::2]) for url in urls])
         warmed, failed_urls = await _warm(app, urls)
-        result = await app.fan_out.send(children(), "/_outpost/warm", {"urls": urls})
+        forwarded: dict[str, Any] = {"urls": urls}
+        if refresh:
+            forwarded["refresh"] = sorted(refresh)
+        result = await app.fan_out.send(children(), "/_outpost/warm", forwarded)
         return _json(
             {
                 "name": app.name,
@@ -271,6 +280,11 @@ def admin_routes(app: ProxyApp) -> Router:
             }
         )
 
+    async def attest(request: HTTPRequest) -> Response:
+        await command(request)
+        wanted = parse_attest(await body(request))
+        return _json(await attest_tree(app, wanted, children()))
+
     async def unknown(request: HTTPRequest) -> Response:
         raise NotFound(f"no admin route {request.url.path!r}", accepted=sorted(ROUTES))
 
@@ -282,6 +296,7 @@ def admin_routes(app: ProxyApp) -> Router:
         "/_outpost/flush": (flush, ["POST"]),
         "/_outpost/warm": (warm, ["POST"]),
         "/_outpost/purge": (purge, ["POST"]),
+        "/_outpost/attest": (attest, ["POST"]),
     }
 
     def guarded(handler: Any) -> Any:
@@ -327,6 +342,17 @@ async def _warm_urls(app: ProxyApp, document: dict[str, Any]) -> list[str]:
         raise BadRequest(f"{resolve} did not answer a resolve document") from None
     payloads = [f"/v1/payloads/{r['payload']}" for r in records if r.get("payload")]
     return [resolve, *dict.fromkeys(payloads)]
+
+
+def _refresh_names(names: Any) -> set[str]:
+    """The caches a warm is to refresh: each drops the URLs first and fetches them again."""
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and is_plain_name(n) for n in names
+    ):
+        raise BadRequest("refresh must be a list of cache names", accepted=["node-12"])
+    if len(names) > MAX_REFRESH_NAMES:
+        raise BadRequest(f"refresh names {len(names)} caches", accepted=f"<= {MAX_REFRESH_NAMES}")
+    return set(names)
 
 
 async def _fetch(app: ProxyApp, url: str, coding: bytes = b"identity") -> Any:

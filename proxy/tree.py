@@ -31,9 +31,11 @@ import orjson
 from outpost.redact import redact_text, redact_url
 from proxy.core.signing import SIGNATURE_HEADER, Nonces, Signer
 
-__all__ = ["Child", "FanOut", "FanOutResult", "Registry", "heartbeat"]
+__all__ = ["Child", "FanOut", "FanOutResult", "Registry", "child_failure", "heartbeat"]
 
 log = logging.getLogger("outpost.proxy.tree")
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # a child's answer to a command: its subtree's, summarised
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,31 @@ class FanOut:
     timeout: float = 10.0
 
     async def send(self, children: list[Child], path: str, body: dict[str, Any]) -> FanOutResult:
+        """Send a flush, warm or purge; the acknowledgements counted."""
+        result = FanOutResult()
+        answers, result.failed = await self.collect(children, path, body)
+        for child, answer in answers:
+            try:
+                acked = int(answer.get("acked", 1))
+                caches = [str(name) for name in answer.get("caches", [child.name])]
+                failed = list(answer.get("failed", []))
+                removed = {str(k): int(v) for k, v in answer.get("removed", {}).items()}
+            except (ValueError, TypeError, AttributeError):
+                result.failed.append(child_failure(child, "answer is not the expected JSON"))
+                continue
+            result.acked += acked
+            result.caches.extend(caches)
+            result.failed.extend(failed)
+            result.removed.update(removed)
+        result.caches.sort()
+        result.failed.sort(key=lambda f: str(f.get("name", "")))
+        return result
+
+    async def collect(
+        self, children: list[Child], path: str, body: dict[str, Any]
+    ) -> tuple[list[tuple[Child, Any]], list[dict[str, str]]]:
+        """POST `body` to `path` of every child: the JSON answers of those that answered 200,
+        and a failure for each of the others (an answer over MAX_ANSWER_BYTES is one)."""
         connector = aiohttp.TCPConnector(limit=self.concurrency, force_close=True)
         async with aiohttp.ClientSession(
             connector=connector,
@@ -133,16 +160,17 @@ class FanOut:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         ) as session:
-            return await self._send(session, children, path, body)
+            return await self._collect(session, children, path, body)
 
-    async def _send(
+    async def _collect(
         self,
         session: aiohttp.ClientSession,
         children: list[Child],
         path: str,
         body: dict[str, Any],
-    ) -> FanOutResult:
-        result = FanOutResult()
+    ) -> tuple[list[tuple[Child, Any]], list[dict[str, str]]]:
+        answers: list[tuple[Child, Any]] = []
+        failed: list[dict[str, str]] = []
         payload = orjson.dumps(body)
 
         async def one(child: Child) -> None:
@@ -154,34 +182,27 @@ class FanOut:
                 async with session.post(
                     child.url.rstrip("/") + path, data=payload, headers=headers
                 ) as response:
-                    status, content = response.status, await response.read()
+                    status = response.status
+                    content = await response.content.read(MAX_ANSWER_BYTES + 1)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                result.failed.append(_failure(child, f"{type(exc).__name__}: {exc}"))
+                failed.append(child_failure(child, f"{type(exc).__name__}: {exc}"))
                 return
             if status != 200:
-                result.failed.append(_failure(child, f"status {status}"))
+                failed.append(child_failure(child, f"status {status}"))
+                return
+            if len(content) > MAX_ANSWER_BYTES:
+                failed.append(child_failure(child, f"answer over {MAX_ANSWER_BYTES} bytes"))
                 return
             try:
-                answer = orjson.loads(content)
-                acked = int(answer.get("acked", 1))
-                caches = [str(name) for name in answer.get("caches", [child.name])]
-                failed = list(answer.get("failed", []))
-                removed = {str(k): int(v) for k, v in answer.get("removed", {}).items()}
-            except (ValueError, TypeError, AttributeError):
-                result.failed.append(_failure(child, "answer is not the expected JSON"))
-                return
-            result.acked += acked
-            result.caches.extend(caches)
-            result.failed.extend(failed)
-            result.removed.update(removed)
+                answers.append((child, orjson.loads(content)))
+            except orjson.JSONDecodeError:
+                failed.append(child_failure(child, "answer is not the expected JSON"))
 
         await asyncio.gather(*(one(child) for child in children))
-        result.caches.sort()
-        result.failed.sort(key=lambda f: str(f.get("name", "")))
-        return result
+        return answers, failed
 
 
-def _failure(child: Child, error: str) -> dict[str, str]:
+def child_failure(child: Child, error: str) -> dict[str, str]:
     return {"name": child.name, "url": redact_url(child.url), "error": redact_text(error)[:300]}
 
 

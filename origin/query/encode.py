@@ -18,13 +18,15 @@ from outpost.urls import (
     History,
     Query,
     Resolve,
+    RunList,
+    RunQuery,
     TableQuery,
     TagInfo,
     TagIovs,
     format_time,
 )
 
-__all__ = ["encode_answer"]
+__all__ = ["encode_answer", "resolve_records"]
 
 Row = Mapping[str, Any]
 
@@ -98,20 +100,7 @@ def _document(
                 "lumi": query.lumi,
                 "time": query.time,
                 "snapshot": _time(query.snapshot),
-                "records": [
-                    {
-                        "record": r["record"],
-                        "label": r["label"],
-                        "tag": r["tag_name"],
-                        "time_type": r["time_type"],
-                        "channel": r["channel"],
-                        "since": r["since"],
-                        "until": r["until"],
-                        "payload": r["payload_hash"],
-                        "size": r["size"],
-                    }
-                    for r in rows
-                ],
+                "records": resolve_records(rows),
             }
         case History():
             page = rows[:HISTORY_PAGE]
@@ -120,6 +109,17 @@ def _document(
                 "after": query.after,
                 "next": page[-1]["seq"] if len(rows) > HISTORY_PAGE else None,
                 "history": [_history_entry(r) for r in page],
+            }
+        case RunQuery():
+            (row,) = rows
+            return _run_record(row, orjson.loads(row["records"]))
+        case RunList():
+            page = rows[: query.limit]
+            return {
+                "since": query.since,
+                "limit": query.limit,
+                "next": rows[query.limit]["run"] if len(rows) > query.limit else None,
+                "runs": [_run_record(r) for r in page],
             }
         case TableQuery():
             limit = min(query.limit or max_rows, max_rows)
@@ -130,6 +130,45 @@ def _document(
                 "truncated": len(rows) > limit,
             }
     raise TypeError(f"no JSON encoding for {query!r}")
+
+
+def resolve_records(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """The `records` of a resolve answer, from the rows of its answer statement: for every
+    record and label (and channel), the tag, the IOV that covers the key and its payload. A
+    run record's digest is computed from exactly these (`origin.writes`)."""
+    return [
+        {
+            "record": r["record"],
+            "label": r["label"],
+            "tag": r["tag_name"],
+            "time_type": r["time_type"],
+            "channel": r["channel"],
+            "since": r["since"],
+            "until": r["until"],
+            "payload": r["payload_hash"],
+            "size": r["size"],
+        }
+        for r in rows
+    ]
+
+
+def _run_record(row: Row, records: list[Any] | None = None) -> dict[str, Any]:
+    """A run record; without `records`, as the list of runs shows it."""
+    document = {
+        "run": row["run"],
+        "globaltag": row["globaltag"],
+        "lumi": row["lumi"],
+        "digest": row["digest"],
+        "snapshot": format_time(row["snapshot"]),
+    }
+    if records is not None:
+        document["records"] = records
+    return {
+        **document,
+        "attestation": orjson.loads(row["attestation"]),
+        "by": row["who"],
+        "created_at": format_time(row["created_at"]),
+    }
 
 
 def _history_entry(row: Row) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from origin.query.table import TableAccess
-from origin.schema import changes, global_tag_map, global_tags, iovs, payloads, tags
+from origin.schema import changes, global_tag_map, global_tags, iovs, payloads, runs, tags
 from outpost.urls import (
     INT64_MAX,
     GlobalTagList,
@@ -38,6 +38,8 @@ from outpost.urls import (
     Payload,
     Query,
     Resolve,
+    RunList,
+    RunQuery,
     TableQuery,
     TagInfo,
     TagIovs,
@@ -80,6 +82,10 @@ def version_statement(query: Query, access: TableAccess | None = None) -> Statem
             return access.version_statement(query), {}
         case History(of=of, name=name):
             return _history_version(of), {"name": name}
+        case RunQuery(run=run):
+            return _run_version(), {"run": run}
+        case RunList(since=since):
+            return _run_list_version(), {"since": since}
     raise TypeError(f"not a query: {query!r}")
 
 
@@ -114,6 +120,10 @@ def answer_statement(query: Query, access: TableAccess | None = None) -> Stateme
             return access.answer_statement(query), {}
         case History(of=of, name=name, after=after):
             return _history(of), {"name": name, "after": after, "limit": HISTORY_PAGE + 1}
+        case RunQuery(run=run):
+            return _run(), {"run": run}
+        case RunList(since=since, limit=limit):
+            return _run_list(), {"since": since, "limit": limit + 1}  # one more: is there a next
     raise TypeError(f"not a query: {query!r}")
 
 
@@ -204,6 +214,28 @@ def _resolve_version() -> Select[Any]:
 
 
 @cache
+def _run_version() -> Select[Any]:
+    """A run record never changes once written: final."""
+    return select(
+        literal(True).label("exists"),
+        runs.c.created_at.label("version"),
+        literal(True).label("locked"),
+    ).where(runs.c.run == bindparam("run"))
+
+
+@cache
+def _run_list_version() -> Select[Any]:
+    """The newest record from `since` on: records are only ever added, each later than every
+    one before it (`WriteSession.put_run_record`), so any change to the page moves it."""
+    newest = select(func.max(runs.c.created_at)).where(runs.c.run >= bindparam("since"))
+    return select(
+        literal(True).label("exists"),
+        newest.scalar_subquery().label("version"),
+        literal(False).label("locked"),
+    )
+
+
+@cache
 def _payload_version() -> Select[Any]:
     return select(
         literal(True).label("exists"),
@@ -251,6 +283,26 @@ def _history(of: str) -> Select[Any]:
             c.seq > bindparam("after"),
         )
         .order_by(c.seq)
+        .limit(bindparam("limit"))
+    )
+
+
+_RUN_FIELDS = ("run", "globaltag", "lumi", "digest", "snapshot", "attestation", "who", "created_at")
+
+
+@cache
+def _run() -> Select[Any]:
+    columns = [runs.c[name] for name in _RUN_FIELDS]
+    return select(*columns, runs.c.records).where(runs.c.run == bindparam("run"))
+
+
+@cache
+def _run_list() -> Select[Any]:
+    columns = [runs.c[name] for name in _RUN_FIELDS]
+    return (
+        select(*columns)
+        .where(runs.c.run >= bindparam("since"))
+        .order_by(runs.c.run)
         .limit(bindparam("limit"))
     )
 

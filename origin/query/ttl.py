@@ -1,6 +1,7 @@
 """TTL classes: how long an answer may be cached, chosen from what it can still become.
 
-    forever  payload by hash; anything pinned to a snapshot in the past
+    forever  payload by hash; a run record (written once, never changed); anything pinned
+             to a snapshot in the past
     long     nothing it reads can change any more (locked tag, locked global tag of locked tags)
     short    anything that can still change; flushed before each run anyway
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from outpost.urls import Payload, Query, Resolve, TagIovs
+from outpost.urls import Payload, Query, Resolve, RunQuery, TagIovs
 
 __all__ = ["TTLClass", "TTLPolicy", "ttl_class"]
 
@@ -42,7 +43,7 @@ class TTLPolicy:
 
 def ttl_class(query: Query, *, locked: bool, now: int, policy: TTLPolicy) -> TTLClass:
     """The class of `query`'s answer at `now` (µs since the epoch)."""
-    if isinstance(query, Payload):
+    if isinstance(query, Payload | RunQuery):  # a missing one is a 404, never cached
         return TTLClass.FOREVER
     settled = now - policy.settle_seconds * 1_000_000
     snapshot = query.snapshot if isinstance(query, TagIovs | Resolve) else None

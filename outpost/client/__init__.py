@@ -3,6 +3,8 @@
     with Client.from_env() as client:           # OUTPOST_PROXIES, OUTPOST_SERVERS
         conditions = client.fetch_run("OUTPOST_HLT_2026_V1", 500)
         conditions.payload_of("EcalPedestalsRcd")   # verified bytes
+        record = client.run_record(500)             # what run control attested
+        client.fetch_run("OUTPOST_HLT_2026_V1", 500, expect=record)  # or ConditionsMismatch
         for new in client.follow(tags=["EcalLaser*"]):  # new objects as they are written
             use(new.tag, new.since, new.data)
 
@@ -20,8 +22,9 @@ Errors (`outpost.client.errors`):
     ├── RequestRejected          a 4xx; `status`, `body` = {"error", "detail", "accepted"}
     │   ├── BadRequest           400 (also raised locally for a query no origin accepts)
     │   └── NotFound             404: unknown global tag or payload
-    └── AllEndpointsFailed       every endpoint failed; `attempts` says where and why
-        └── IntegrityError       ... and one of them served bytes with the wrong hash
+    ├── AllEndpointsFailed       every endpoint failed; `attempts` says where and why
+    │   └── IntegrityError       ... and one of them served bytes with the wrong hash
+    └── ConditionsMismatch       not the run record's conditions (`fetch_run(expect=)`)
 
 Modules: `endpoints` (parsing, order, cool-down, back-off), `walk` (one request's attempts,
 verdicts by status), `answers` (queries and typed results), `feed` (following the change feed)
@@ -30,13 +33,14 @@ are the httpx drivers, `base` what they share.
 """
 
 from outpost.client.aio import AsyncClient
-from outpost.client.answers import Record, Resolution, RunConditions
+from outpost.client.answers import Record, Resolution, RunConditions, RunRecord
 from outpost.client.endpoints import Endpoint, Group
 from outpost.client.errors import (
     AllEndpointsFailed,
     Attempt,
     BadRequest,
     ClientError,
+    ConditionsMismatch,
     ConfigError,
     IntegrityError,
     NotFound,
@@ -56,6 +60,7 @@ __all__ = [
     "ClientError",
     "ClientSettings",
     "ClientStats",
+    "ConditionsMismatch",
     "ConfigError",
     "Endpoint",
     "Group",
@@ -67,4 +72,5 @@ __all__ = [
     "RequestRejected",
     "Resolution",
     "RunConditions",
+    "RunRecord",
 ]

@@ -19,9 +19,13 @@ import httpx
 from outpost.client.answers import (
     Resolution,
     RunConditions,
+    RunRecord,
+    check_conditions,
     decode_resolution,
+    decode_run_record,
     payload_query,
     resolve_query,
+    run_query,
     verify_payload,
 )
 from outpost.client.base import ClientBase, Endpoints, http_options, transport_failure
@@ -66,6 +70,11 @@ class AsyncClient(ClientBase):
         query = resolve_query(globaltag, run, lumi, time=time, snapshot=snapshot)
         return await self._get(query.url(), lambda body: decode_resolution(body, query))
 
+    async def run_record(self, run: int) -> RunRecord:
+        """The run record of `run` (`GET /v1/runs/R`), as run control wrote it."""
+        query = run_query(run)
+        return await self._get(query.url(), lambda body: decode_run_record(body, query))
+
     async def payload(self, digest: str, *, named: bool = False) -> bytes:
         """The bytes whose SHA-256 is `digest`, verified. `named`: a resolve answer named it, so
         it exists, and an endpoint answering 404 is behind (or wrong): the next one is asked."""
@@ -82,9 +91,14 @@ class AsyncClient(ClientBase):
         *,
         time: int | None = None,
         snapshot: int | None = None,
+        expect: RunRecord | None = None,
     ) -> RunConditions:
-        """`resolve`, then every payload it names, `settings.concurrency` at a time."""
+        """`resolve`, then every payload it names, `settings.concurrency` at a time. With
+        `expect` (`run_record(run)`), `ConditionsMismatch` names every record that differs
+        from the run record before any payload is fetched."""
         resolution = await self.resolve(globaltag, run, lumi, time=time, snapshot=snapshot)
+        if expect is not None:
+            check_conditions(resolution, expect)
         digests = iter(resolution.payloads)
         fetched: dict[str, bytes] = {}
 

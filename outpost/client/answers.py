@@ -18,21 +18,26 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from outpost import errors as server_errors
-from outpost.client.errors import BadRequest, FailureKind
-from outpost.urls import Payload, Resolve, is_plain_name, parse
+from outpost.client.errors import BadRequest, ConditionsMismatch, FailureKind
+from outpost.conditions import conditions_digest, differences, payload_map
+from outpost.urls import Payload, Resolve, RunQuery, is_plain_name, parse, parse_time
 
 __all__ = [
     "Record",
     "Resolution",
     "RunConditions",
+    "RunRecord",
     "Unusable",
+    "check_conditions",
     "decode_resolution",
+    "decode_run_record",
     "payload_query",
     "resolve_query",
+    "run_query",
     "verify_payload",
 ]
 
-Q = TypeVar("Q", Resolve, Payload)
+Q = TypeVar("Q", Resolve, Payload, RunQuery)
 _HEX: Final = frozenset("0123456789abcdef")
 _RECORD_FIELDS: Final[dict[str, tuple[type, ...]]] = {
     "record": (str,),
@@ -107,6 +112,52 @@ class RunConditions:
         raise KeyError(f"{record!r} (label {label!r}) is not in {self.resolution.globaltag}")
 
 
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What run control recorded for a run (`GET /v1/runs/R`): the conditions every cache held
+    when it started, their digest, and the snapshot that reproduces them."""
+
+    run: int
+    globaltag: str
+    lumi: int
+    digest: str
+    snapshot: str  # ISO 8601, UTC, to the microsecond
+    records: tuple[Record, ...]
+    attestation: Mapping[str, Any]
+    by: str | None
+    created_at: str
+
+    @property
+    def snapshot_micros(self) -> int:
+        """The snapshot as microseconds since the epoch (`resolve(..., snapshot=)`)."""
+        return parse_time(self.snapshot)
+
+
+def check_conditions(resolution: Resolution, expect: RunRecord) -> None:
+    """Raise `ConditionsMismatch`, naming every record that differs, unless `resolution` holds
+    exactly the conditions of the run record (its payloads' bytes are checked by hash as they
+    arrive, so equal records mean equal bytes)."""
+    asked = (resolution.globaltag, resolution.run, resolution.lumi)
+    if asked != (expect.globaltag, expect.run, expect.lumi):
+        recorded = (expect.globaltag, expect.run, expect.lumi)
+        raise ConditionsMismatch(f"the run record is for {recorded}, not {asked}")
+    received = [_fields(r) for r in resolution.records]
+    if conditions_digest(received) == expect.digest:
+        return
+    found = differences(
+        payload_map(_fields(r) for r in expect.records), payload_map(received), absent="absent"
+    )
+    raise ConditionsMismatch(
+        f"run {expect.run}: the conditions received ({conditions_digest(received)[:16]}) are "
+        f"not the run record's ({expect.digest[:16]})",
+        tuple(d.describe() for d in found) or ("a record's tag or interval differs",),
+    )
+
+
+def _fields(record: Record) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in _RECORD_FIELDS}
+
+
 # --- requests --------------------------------------------------------------------------------
 
 
@@ -132,6 +183,10 @@ def payload_query(digest: str) -> Payload:
         )
         raise _refused("/v1/payloads/…", problem)
     return _checked(Payload(digest.lower()))
+
+
+def run_query(run: int) -> RunQuery:
+    return _checked(RunQuery(run))
 
 
 def _checked(query: Q) -> Q:
@@ -183,6 +238,34 @@ def decode_resolution(body: bytes, query: Resolve) -> Resolution:
         time=time,
         snapshot=snapshot,
         records=tuple(_record(item) for item in document["records"]),
+    )
+
+
+def decode_run_record(body: bytes, query: RunQuery) -> RunRecord:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Unusable("invalid", f"run record is not JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("run") != query.run:
+        raise Unusable("invalid", f"answer is not the run record of run {query.run}")
+    fields = {"globaltag": str, "lumi": int, "digest": str, "snapshot": str, "created_at": str}
+    for name, kind in fields.items():
+        if not isinstance(document.get(name), kind) or isinstance(document.get(name), bool):
+            raise Unusable("invalid", f"run record has a bad {name!r}")
+    records, attestation = document.get("records"), document.get("attestation")
+    if not isinstance(records, list) or not isinstance(attestation, dict):
+        raise Unusable("invalid", "run record has no records or attestation")
+    by = document.get("by")
+    return RunRecord(
+        run=query.run,
+        globaltag=document["globaltag"],
+        lumi=document["lumi"],
+        digest=document["digest"],
+        snapshot=document["snapshot"],
+        records=tuple(_record(item) for item in records),
+        attestation=attestation,
+        by=by if isinstance(by, str) else None,
+        created_at=document["created_at"],
     )
 
 

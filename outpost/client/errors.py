@@ -7,10 +7,12 @@
     │   │                        `status` and the server's body {"error","detail","accepted"}
     │   ├── BadRequest           400, also raised before sending for a query no origin accepts
     │   └── NotFound             404: unknown global tag or payload
-    └── AllEndpointsFailed       every endpoint failed (connect error, timeout, 5xx, unusable
-        │                        answer); `attempts` names each endpoint and why, in order
-        └── IntegrityError       ... and at least one served bytes that do not hash to the
-                                 payload's SHA-256
+    ├── AllEndpointsFailed       every endpoint failed (connect error, timeout, 5xx, unusable
+    │   │                        answer); `attempts` names each endpoint and why, in order
+    │   └── IntegrityError       ... and at least one served bytes that do not hash to the
+    │                            payload's SHA-256
+    └── ConditionsMismatch       the conditions received are not the run record's: `differences`
+                                 names each record that differs
 
 These are the client's own classes: `outpost.errors` is what servers answer with, this is what a
 farm node sees. Pure: standard library only.
@@ -26,6 +28,7 @@ __all__ = [
     "Attempt",
     "BadRequest",
     "ClientError",
+    "ConditionsMismatch",
     "ConfigError",
     "FailureKind",
     "IntegrityError",
@@ -116,3 +119,13 @@ class AllEndpointsFailed(ClientError):
 
 class IntegrityError(AllEndpointsFailed):
     """Every endpoint failed and at least one served payload bytes with the wrong hash."""
+
+
+class ConditionsMismatch(ClientError):
+    """A run's conditions as received differ from its run record (`fetch_run(expect=...)`):
+    this node would not configure the run with the bytes run control attested."""
+
+    def __init__(self, message: str, differences: tuple[str, ...] = ()) -> None:
+        shown = "; ".join(differences[:10]) + ("; …" if len(differences) > 10 else "")
+        super().__init__(f"{message}: {shown}" if shown else message)
+        self.differences = differences

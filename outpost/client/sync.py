@@ -20,9 +20,13 @@ import httpx
 from outpost.client.answers import (
     Resolution,
     RunConditions,
+    RunRecord,
+    check_conditions,
     decode_resolution,
+    decode_run_record,
     payload_query,
     resolve_query,
+    run_query,
     verify_payload,
 )
 from outpost.client.base import ClientBase, Endpoints, http_options, transport_failure
@@ -68,6 +72,11 @@ class Client(ClientBase):
         query = resolve_query(globaltag, run, lumi, time=time, snapshot=snapshot)
         return self._get(query.url(), lambda body: decode_resolution(body, query))
 
+    def run_record(self, run: int) -> RunRecord:
+        """The run record of `run` (`GET /v1/runs/R`), as run control wrote it."""
+        query = run_query(run)
+        return self._get(query.url(), lambda body: decode_run_record(body, query))
+
     def payload(self, digest: str, *, named: bool = False) -> bytes:
         """The bytes whose SHA-256 is `digest`, verified. `named`: a resolve answer named it, so
         it exists, and an endpoint answering 404 is behind (or wrong): the next one is asked."""
@@ -84,9 +93,14 @@ class Client(ClientBase):
         *,
         time: int | None = None,
         snapshot: int | None = None,
+        expect: RunRecord | None = None,
     ) -> RunConditions:
-        """`resolve`, then every payload it names, `settings.concurrency` at a time."""
+        """`resolve`, then every payload it names, `settings.concurrency` at a time. With
+        `expect` (`run_record(run)`), `ConditionsMismatch` names every record that differs
+        from the run record before any payload is fetched."""
         resolution = self.resolve(globaltag, run, lumi, time=time, snapshot=snapshot)
+        if expect is not None:
+            check_conditions(resolution, expect)
         digests = resolution.payloads
         if not digests:
             return RunConditions(resolution, {})

@@ -5,8 +5,12 @@
     outpost warm   --globaltag GT --run R --proxy URL   prefetch a run into the tree
     outpost status --proxy URL             the tree below URL: name, epoch, hit ratio, cache
     outpost get    URL                     what a node would receive (status, Cache-Status, body)
-    outpost resolve GT --run R [--proxy URL] [--server URL]   a run's records, as a node sees them
+    outpost resolve GT --run R [--proxy URL] [--server URL] [--as-run-record]
+                                           a run's records, as a node sees them (or as the run
+                                           was taken, from its run record)
     outpost tree-keys                      a new tree signing key and its public key
+
+`outpost prepare` (flush, warm, attest, record the run) is in `outpost.commands.prepare`.
 
 Every command takes `--json` for scripts; the token comes from `--token` or
 `$OUTPOST_RUN_CONTROL_TOKEN`, and goes only to the `--proxy` given: the proxies pass commands
@@ -107,6 +111,11 @@ def add_parser(commands: Any) -> None:
     resolve_parser.add_argument(
         "--server", action="append", default=[], help="server URL, in failover order (repeat)"
     )
+    resolve_parser.add_argument(
+        "--as-run-record",
+        action="store_true",
+        help="the conditions the run was taken with: its run record's snapshot, checked",
+    )
     resolve_parser.add_argument("--json", action="store_true", help="print one JSON object")
     resolve_parser.set_defaults(handler=_resolve)
 
@@ -117,11 +126,11 @@ def add_parser(commands: Any) -> None:
     keys_parser.set_defaults(handler=_tree_keys)
 
 
-def _token(args: argparse.Namespace) -> str | None:
+def command_token(args: argparse.Namespace) -> str | None:
     return getattr(args, "token", None) or os.environ.get("OUTPOST_RUN_CONTROL_TOKEN")
 
 
-def _post(
+def post_command(
     proxy: str, path: str, body: dict[str, Any], token: str | None, timeout: float
 ) -> dict[str, Any]:
     """POST to a proxy's admin API; its JSON answer, or `{"error": …}` saying what went wrong."""
@@ -141,11 +150,11 @@ def _post(
 
 def flush(proxy: str, run: int, token: str | None, timeout: float = 60.0) -> dict[str, Any]:
     """Flush the tree below `proxy` before `run`."""
-    return _post(proxy, "/_outpost/flush", {"run": run}, token, timeout)
+    return post_command(proxy, "/_outpost/flush", {"run": run}, token, timeout)
 
 
 def _flush(args: argparse.Namespace) -> int:
-    answer = flush(args.proxy, args.run, _token(args), args.timeout)
+    answer = flush(args.proxy, args.run, command_token(args), args.timeout)
     return _report(
         args,
         answer,
@@ -211,7 +220,7 @@ def purge(proxy: str, urls: list[str], token: str | None, timeout: float = 60.0)
     failed: dict[str, dict[str, str]] = {}  # a cache that missed one batch missed the purge
     for start in range(0, len(paths), PURGE_BATCH):
         batch = paths[start : start + PURGE_BATCH]
-        result = _post(proxy, "/_outpost/purge", {"urls": batch}, token, timeout)
+        result = post_command(proxy, "/_outpost/purge", {"urls": batch}, token, timeout)
         if "error" in result:
             return {**total, "failed": list(failed.values()), "error": result["error"]}
         for name, count in result["removed"].items():
@@ -225,7 +234,7 @@ def purge(proxy: str, urls: list[str], token: str | None, timeout: float = 60.0)
 
 def _purge(args: argparse.Namespace) -> int:
     paths = [purge_path(url) for url in args.urls]
-    answer = purge(args.proxy, paths, _token(args), args.timeout)
+    answer = purge(args.proxy, paths, command_token(args), args.timeout)
     return _report(
         args,
         answer,
@@ -264,7 +273,7 @@ def warm(
     task = progress.add_task("warming", total=len(urls)) if progress else None
     for start in range(0, len(urls), WARM_BATCH):
         batch = urls[start : start + WARM_BATCH]
-        result = _post(proxy, "/_outpost/warm", {"urls": batch}, token, timeout)
+        result = post_command(proxy, "/_outpost/warm", {"urls": batch}, token, timeout)
         if "error" in result:
             return {**total, "error": result["error"]}
         total["warmed"] += result["warmed"]
@@ -278,12 +287,12 @@ def warm(
 
 def _warm(args: argparse.Namespace) -> int:
     if args.json:
-        answer = warm(args.proxy, args.globaltag, args.run, _token(args), args.timeout)
+        answer = warm(args.proxy, args.globaltag, args.run, command_token(args), args.timeout)
         print(orjson.dumps(answer).decode())
     else:
         with Progress(transient=True) as progress:
             answer = warm(
-                args.proxy, args.globaltag, args.run, _token(args), args.timeout, progress
+                args.proxy, args.globaltag, args.run, command_token(args), args.timeout, progress
             )
         console = make_console()
         if "error" in answer:
@@ -466,22 +475,54 @@ def _get(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> int:
     """Resolve through the farm-node client (`--proxy`/`--server`, else the environment)."""
-    from outpost.client import Client, ClientError
+    from outpost.client import Client, ClientError, RunRecord
+    from outpost.client.answers import check_conditions
 
+    record: RunRecord | None = None
     try:
         if args.proxy or args.server:
             client = Client(servers=args.server, proxies=args.proxy)
         else:
             client = Client.from_env()
         with client:
-            resolution = client.resolve(args.globaltag, args.run, args.lumi)
+            if args.as_run_record:
+                record = client.run_record(args.run)
+                if record.globaltag != args.globaltag:
+                    raise CommandFailed(
+                        f"resolve: run {args.run} was taken with {record.globaltag}, "
+                        f"not {args.globaltag}"
+                    )
+                resolution = client.resolve(
+                    record.globaltag, args.run, record.lumi, snapshot=record.snapshot_micros
+                )
+                check_conditions(resolution, record)
+            else:
+                resolution = client.resolve(args.globaltag, args.run, args.lumi)
     except ClientError as exc:
         raise CommandFailed(f"resolve: {exc}") from None
     records = [dataclasses.asdict(record) for record in resolution.records]
+    recorded = None
+    if record is not None:
+        recorded = {
+            "digest": record.digest,
+            "snapshot": record.snapshot,
+            "by": record.by,
+            "created_at": record.created_at,
+            "attestation": record.attestation,
+        }
     if args.json:
-        print(orjson.dumps({**dataclasses.asdict(resolution), "records": records}).decode())
+        document = {**dataclasses.asdict(resolution), "records": records}
+        if recorded is not None:
+            document["run_record"] = recorded
+        print(orjson.dumps(document).decode())
         return 0
-    table = Table(title=f"{resolution.globaltag}, run {resolution.run}, lumi {resolution.lumi}")
+    title = f"{resolution.globaltag}, run {resolution.run}, lumi {resolution.lumi}"
+    if record is not None:
+        title += (
+            f": as the run was taken, conditions {record.digest[:16]}, snapshot "
+            f"{record.snapshot}, recorded by {dash(record.by)} at {record.created_at}"
+        )
+    table = Table(title=title)
     for column in ("record", "tag", "since", "until", "payload", "size"):
         table.add_column(column)
     for r in records:

@@ -13,6 +13,8 @@ from outpost.urls import (
     Payload,
     Query,
     Resolve,
+    RunList,
+    RunQuery,
     TableQuery,
     TagInfo,
     TagIovs,
@@ -40,12 +42,19 @@ UNPINNED: list[Query] = [
     TagIovs("T", since=1, until=9),
     Resolve("GT", run=5),
     TableQuery("iovs", filters=(Filter("tag_name", "eq", "T"),)),
+    RunList(since=5),
 ]
 
 
 @pytest.mark.parametrize("locked", [False, True])
 def test_a_payload_is_cached_forever(locked: bool) -> None:
     assert ttl(Payload("ab" * 32), locked=locked) is TTLClass.FOREVER
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_run_record_is_cached_forever(locked: bool) -> None:
+    """Written once, never changed; a run without one is a 404, which is never cached."""
+    assert ttl(RunQuery(500), locked=locked) is TTLClass.FOREVER
 
 
 @pytest.mark.parametrize("locked", [False, True])

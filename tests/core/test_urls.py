@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -13,6 +14,7 @@ from outpost.urls import (
     FILTER_OPS,
     LUMI_MAX,
     ROUTES,
+    RUN_LIST_MAX,
     RUN_MAX,
     Filter,
     GlobalTagList,
@@ -21,6 +23,8 @@ from outpost.urls import (
     Payload,
     Query,
     Resolve,
+    RunList,
+    RunQuery,
     TableQuery,
     TagInfo,
     TagIovs,
@@ -111,6 +115,18 @@ ROUTE_CASES: list[tuple[str, str, Query, str]] = [
         TableQuery("tags", filters=(Filter("end_of_validity", "is", "null"),)),
         "/v1/query/tags?end_of_validity=is.null",
     ),
+    ("/v1/runs/500", "", RunQuery(500), "/v1/runs/500"),
+    ("/v1/runs/0", "", RunQuery(0), "/v1/runs/0"),
+    (f"/v1/runs/{RUN_MAX}", "", RunQuery(RUN_MAX), f"/v1/runs/{RUN_MAX}"),
+    ("/v1/runs", "", RunList(), "/v1/runs"),
+    ("/v1/runs", "since=500", RunList(since=500), "/v1/runs?since=500"),
+    (
+        "/v1/runs",
+        "since=500&limit=1000",
+        RunList(since=500, limit=1000),
+        "/v1/runs?limit=1000&since=500",
+    ),
+    ("/v1/runs", "limit=1", RunList(limit=1), "/v1/runs?limit=1"),
 ]
 
 
@@ -204,6 +220,18 @@ def test_default_lumi_and_since_are_left_out() -> None:
     assert canonical("/v1/resolve/GT", "run=5&lumi=%2B01") == "/v1/resolve/GT?run=5"
     assert canonical("/v1/tags/T/iovs", "since=0&until=9") == "/v1/tags/T/iovs?until=9"
     assert canonical("/v1/tags/T/iovs", "since=000") == "/v1/tags/T/iovs"
+
+
+@pytest.mark.parametrize("spelling", ["500", "0500", "+500", "%2B500", "500/"])
+def test_a_run_in_the_path_has_one_spelling(spelling: str) -> None:
+    assert canonical("/v1/runs/" + unquote(spelling)) == "/v1/runs/500"
+
+
+def test_the_default_page_and_start_of_the_runs_are_left_out() -> None:
+    assert canonical("/v1/runs", "since=0&limit=100") == "/v1/runs"
+    assert canonical("/v1/runs", "limit=%2B0100&since=000") == "/v1/runs"
+    assert canonical("/v1/runs", "limit=099&since=07") == "/v1/runs?limit=99&since=7"
+    assert RunList(limit=100) == RunList() and RunList().limit == 100
 
 
 def test_values_that_are_not_defaults_are_kept_even_when_zero() -> None:
@@ -392,6 +420,19 @@ ERROR_CASES: list[tuple[str, str, str, Any]] = [
     ("/v1/tags/T/iovs", "snapshot=yesterday", "snapshot='yesterday' is not a time", ...),
     ("/v1/tags/T/iovs", "snapshot=", "snapshot='' is not a time", ...),
     ("/v1/tags/T/iovs", "snapshot=253402300800", "is out of range", "0..253402300799"),
+    ("/v1/runs/five", "", "run='five' is not an integer", f"0..{RUN_MAX}"),
+    ("/v1/runs/-1", "", "run='-1' is not an integer", f"0..{RUN_MAX}"),
+    ("/v1/runs/1e3", "", "run='1e3' is not an integer", f"0..{RUN_MAX}"),
+    ("/v1/runs/ 5", "", "is not an integer", f"0..{RUN_MAX}"),
+    (f"/v1/runs/{2**31}", "", f"run={2**31} is out of range", f"0..{RUN_MAX}"),
+    ("/v1/runs/5", "lumi=1", "unknown parameter 'lumi'", []),
+    ("/v1/runs", "after=5", "unknown parameter 'after'", ["limit", "since"]),
+    ("/v1/runs", "since=1&since=2", "'since' given more than once", None),
+    ("/v1/runs", "since=-1", "since='-1' is not an integer", f"0..{RUN_MAX}"),
+    ("/v1/runs", f"since={2**31}", "is out of range", f"0..{RUN_MAX}"),
+    ("/v1/runs", "limit=0", "limit=0 is out of range", f"1..{RUN_LIST_MAX}"),
+    ("/v1/runs", "limit=1001", "limit=1001 is out of range", f"1..{RUN_LIST_MAX}"),
+    ("/v1/runs", "limit=", "limit='' is not an integer", f"1..{RUN_LIST_MAX}"),
 ]
 
 
@@ -502,6 +543,7 @@ def test_the_latest_representable_snapshot_is_accepted() -> None:
         "/v1/payloads",
         "/v1/query",
         "/v1/query/t/extra",
+        "/v1/runs/5/records",
     ],
 )
 def test_a_path_that_is_no_read_route_is_not_found_listing_the_routes(path: str) -> None:

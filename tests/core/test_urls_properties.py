@@ -17,6 +17,7 @@ from outpost.urls import (
     FILTER_OPS,
     INT64_MAX,
     LUMI_MAX,
+    RUN_LIST_MAX,
     RUN_MAX,
     Filter,
     GlobalTagList,
@@ -25,6 +26,8 @@ from outpost.urls import (
     Payload,
     Query,
     Resolve,
+    RunList,
+    RunQuery,
     TableQuery,
     TagInfo,
     TagIovs,
@@ -133,6 +136,12 @@ queries: st.SearchStrategy[Query] = st.one_of(
     resolves,
     st.builds(Payload, hashes),
     table_queries(),
+    st.builds(RunQuery, st.integers(0, RUN_MAX)),
+    st.builds(
+        RunList,
+        since=st.just(0) | st.integers(0, RUN_MAX),
+        limit=st.just(100) | st.integers(1, RUN_LIST_MAX),
+    ),
 )
 
 
@@ -284,7 +293,7 @@ def test_different_filters_never_share_a_canonical_url(batch: list[TableQuery]) 
 
 # --- (d) only 400 or 404 -----------------------------------------------------------------------
 
-KINDS = ["globaltags", "tags", "resolve", "payloads", "query", ""]
+KINDS = ["globaltags", "tags", "resolve", "payloads", "query", "runs", ""]
 KEYS = ["run", "lumi", "time", "snapshot", "since", "until", "channel", "select", "order", "limit"]
 anything = st.text(st.characters(exclude_categories=()), max_size=40)  # surrogates too
 escapes = st.integers(0, 255).map(lambda b: f"%{b:02X}")

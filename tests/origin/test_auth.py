@@ -331,6 +331,7 @@ def test_forbidden_names_what_would_have_been_accepted(tokens_file: Path) -> Non
 
 WRITER = Principal("w", "writer", ("Ecal*", "Laser_?"), "0" * 64)
 ADMIN = Principal("a", "admin", (), "1" * 64)
+RUN_CONTROL = Principal("r", "runcontrol", ("*",), "2" * 64)  # globs give it nothing
 
 
 @pytest.mark.parametrize(
@@ -348,6 +349,14 @@ ADMIN = Principal("a", "admin", (), "1" * 64)
         (ADMIN, Action.WRITE_TAG, "Anything", True),
         (ADMIN, Action.LOCK_TAG, "Anything", True),
         (ADMIN, Action.EDIT_GLOBAL_TAG, None, True),
+        (ADMIN, Action.WRITE_RUN_RECORD, None, True),
+        (WRITER, Action.WRITE_RUN_RECORD, None, False),
+        (RUN_CONTROL, Action.WRITE_RUN_RECORD, None, True),
+        (RUN_CONTROL, Action.UPLOAD_PAYLOAD, None, False),
+        (RUN_CONTROL, Action.WRITE_TAG, "EcalGains", False),
+        (RUN_CONTROL, Action.WRITE_TAG, None, False),
+        (RUN_CONTROL, Action.LOCK_TAG, "EcalGains", False),
+        (RUN_CONTROL, Action.EDIT_GLOBAL_TAG, None, False),
     ],
 )
 def test_principal_permissions(

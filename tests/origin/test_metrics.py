@@ -72,4 +72,5 @@ def test_metrics_count_requests_by_route_and_status_and_time_queries(client: App
 def test_route_labels_stay_bounded() -> None:
     assert route_label("/v1/tags/ABC/iovs") == "/v1/tags/iovs"
     assert route_label("/v1/payloads/" + "a" * 64) == "/v1/payloads"
+    assert route_label("/v1/runs/500") == route_label("/v1/runs") == "/v1/runs"
     assert route_label("/anything/else/" + "x" * 100) == "other"
