@@ -38,11 +38,11 @@ from hit_throughput import Server, start_server, stop_server
 from wrk import BenchmarkError
 
 from loadtest.peers import PeerMissing
-from origin.sample import HLT_GLOBAL_TAG
 from outpost.conditions import conditions_digest
 from proxy.core.signing import generate_keypair
 
 RUN = 500
+HLT_GLOBAL_TAG = "OUTPOST_HLT_2026_V1"  # origin.sample's (benchmarks/origin.py hides the package)
 
 
 def attest_location(digest: str) -> str:
@@ -94,10 +94,8 @@ def main() -> int:
                 f'[[token]]\nname = "run-control"\nrole = "runcontrol"\ntoken = "{TOKEN}"\n'
             )
             origin = [*outpost_command(), "origin", "--db", db, "--host", HOST]
-            origin += ["--port", str(ports[0])]
-            os.environ["OUTPOST_ORIGIN_TOKENS_FILE"] = str(tokens)
+            origin += ["--port", str(ports[0]), "--tokens-file", str(tokens)]
             servers.append(start_server("origin", origin, ports[0], work / "origin.log", None))
-            del os.environ["OUTPOST_ORIGIN_TOKENS_FILE"]
             wait_answering(origin_url + "/_outpost/healthz", servers[-1])
             resolve = f"{origin_url}/v1/resolve/{HLT_GLOBAL_TAG}?run={RUN}"
             digest = conditions_digest(httpx.get(resolve).json()["records"])
@@ -141,7 +139,8 @@ def main() -> int:
                 report = json.loads(done.stdout or "{}")
                 attestation = report.get("attestation", {})
                 if done.returncode != 0 or attestation.get("agree") != caches:
-                    print(f"prepare {run}: exit {done.returncode}, {done.stdout[:500]}")
+                    shown = {k: v for k, v in report.items() if k not in ("flush", "warm")}
+                    print(f"prepare {run}: exit {done.returncode}, {json.dumps(shown)[:2000]}")
                     print(done.stderr[-2000:], file=sys.stderr)
                     return 1
                 prepare_seconds.append(elapsed)
