@@ -19,7 +19,15 @@ __all__ = ["COMMANDS", "EXTRAS", "MissingExtra", "missing", "require", "require_
 
 # extra -> the top-level modules it provides that Outpost imports
 EXTRAS: Final[dict[str, tuple[str, ...]]] = {
-    "proxy": ("starlette", "uvicorn", "aiohttp", "prometheus_client", "cachetools", "redis"),
+    "proxy": (
+        "starlette",
+        "uvicorn",
+        "aiohttp",
+        "prometheus_client",
+        "cachetools",
+        "redis",
+        "jinja2",
+    ),
     "origin": (
         "starlette",
         "uvicorn",
@@ -29,6 +37,7 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
         "prometheus_client",
         "yaml",
         "sqlglot",
+        "jinja2",
     ),
     "loadtest": ("locust", "gevent", "matplotlib"),
     "granian": ("granian",),

@@ -31,7 +31,7 @@ from proxy.attest import parse_attest
 from proxy.core.directives import CacheControl
 from proxy.core.epochs import EpochOutOfRange, next_epoch
 from proxy.core.keys import primary_key, variant_key
-from proxy.core.shared import FORWARDED_FIELDS
+from proxy.core.shared import CODING_REQUESTS, FORWARDED_FIELDS
 from proxy.core.signing import SIGNATURE_HEADER, BadSignature, Verifier
 from proxy.flights import Request
 from proxy.storage.base import Store, VaryMarker
@@ -415,10 +415,6 @@ async def _purge(store: Store, keys: Iterable[str]) -> int:
     return sum(await asyncio.gather(*(one(key) for key in dict.fromkeys(keys))))
 
 
-# Requests that select each coding a shared fetch asks for (`proxy.core.shared.shared_coding`).
-_CODINGS: tuple[list[tuple[bytes, bytes]], ...] = ([(b"accept-encoding", b"gzip")], [])
-
-
 async def _purge_key(store: Store, key: str) -> int:
     """Remove `key` and the variants stored under it: those its `VaryMarker` can select, or,
     with no marker (evicted or expired before its variants), the two codings of Outpost's own
@@ -427,7 +423,7 @@ async def _purge_key(store: Store, key: str) -> int:
     line says so."""
     marker = await store.get(key)
     vary = marker.vary if isinstance(marker, VaryMarker) else (b"accept-encoding",)
-    candidates = [key, *dict.fromkeys(variant_key(key, vary, h) for h in _CODINGS)]
+    candidates = [key, *dict.fromkeys(variant_key(key, vary, h) for h in CODING_REQUESTS)]
     removed = 0
     for candidate in candidates:
         value = marker if candidate == key else await store.get(candidate)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from outpost.errors import BadRequest
 from outpost.urls import LUMI_MAX, RUN_MAX, Payload, Resolve, is_plain_name
 from proxy.core.attest import HeldState, Tally, TallyError, decode_body, held_state, named_payloads
 from proxy.core.keys import primary_key, variant_key
+from proxy.core.shared import CODING_REQUESTS
 from proxy.storage.base import Store, Stored, VaryMarker
 from proxy.tree import child_failure
 
@@ -27,15 +29,16 @@ if TYPE_CHECKING:
 
 __all__ = ["AttestRequest", "attest", "parse_attest"]
 
-# A request selecting each coding a shared fetch stores (`proxy.core.shared.shared_coding`).
-_CODINGS: tuple[list[tuple[bytes, bytes]], ...] = ([], [(b"accept-encoding", b"gzip")])
 _EXAMPLE = {"globaltag": "GT", "run": 500, "lumi": 1, "expected": "<sha256 hex>"}
 
 
+@dataclass(frozen=True)
 class AttestRequest:
-    def __init__(self, globaltag: str, run: int, lumi: int, expected: str, path: list[str]):
-        self.globaltag, self.run, self.lumi = globaltag, run, lumi
-        self.expected, self.path = expected, path
+    globaltag: str
+    run: int
+    lumi: int
+    expected: str  # the digest of the run's conditions at the origin
+    path: list[str]  # the proxies the request came through (a loop is answered empty)
 
     def forwarded(self, name: str) -> dict[str, Any]:
         return {
@@ -106,7 +109,7 @@ async def _stored_bodies(store: Store, key: str) -> list[bytes]:
         return []
     entries: list[Stored | None] = [stored]
     if isinstance(stored, VaryMarker):
-        keys = dict.fromkeys(variant_key(key, stored.vary, h) for h in _CODINGS)
+        keys = dict.fromkeys(variant_key(key, stored.vary, h) for h in CODING_REQUESTS)
         entries = [await store.get(k) for k in keys]
     bodies = []
     for entry in entries:

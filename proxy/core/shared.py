@@ -24,6 +24,7 @@ from proxy.core.directives import CacheControl
 from proxy.core.headers import Headers, get_all
 
 __all__ = [
+    "CODING_REQUESTS",
     "FORWARDED_FIELDS",
     "MAX_FIELD_BYTES",
     "shared_coding",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 FORWARDED_FIELDS = frozenset({b"accept", b"accept-encoding", b"accept-language", b"x-frontier-id"})
+# Request fields selecting each coding a shared fetch asks for (`shared_coding`): identity, gzip.
+CODING_REQUESTS: tuple[list[tuple[bytes, bytes]], ...] = ([], [(b"accept-encoding", b"gzip")])
 MAX_FIELD_BYTES = 1024
 _VISIBLE = re.compile(rb"[ -~]*")
 
