@@ -39,6 +39,7 @@ from origin.query.table import DEFAULT_TABLES, default_table_access
 from origin.query.ttl import TTLPolicy
 from origin.reads import Reads
 from origin.settings import OriginSettings
+from origin.ui import Browser
 from origin.writes import Writes
 from outpost import draining, hangup
 from outpost.accesslog import AccessLog, logged, open_access_log
@@ -178,6 +179,8 @@ def create_app(
         Route("/v1/runs/{run}", api.post_run_record, methods=["POST"]),
         Route(FEED_PATH, api.changes, methods=["GET", "HEAD"]),
         Route("/v1/{rest:path}", api.read, methods=["GET", "HEAD"]),
+        # the conditions browser: HTML pages of the read API's answers (origin.ui)
+        *Browser(reads, ttl, clock).routes(),
         Route("/_outpost/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/_outpost/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/_outpost/metrics", metrics_endpoint, methods=["GET"]),

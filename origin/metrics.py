@@ -26,7 +26,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def route_label(path: str) -> str:
-    """A bounded label for a path: `/v1/resolve`, `/v1/tags/iovs`, `/_outpost/metrics`, `other`."""
+    """A bounded label for a path: `/v1/resolve`, `/v1/tags/iovs`, `/_outpost/metrics`, `/ui`
+    (every page of the conditions browser), `other`."""
     parts = path.split("/")
     if (
         len(parts) >= 3
@@ -39,6 +40,7 @@ def route_label(path: str) -> str:
             "payloads",
             "query",
             "runs",
+            "diff",
         )
     ):
         if parts[2] == "tags" and len(parts) >= 5 and parts[4] in ("iovs", "lock"):
@@ -46,6 +48,8 @@ def route_label(path: str) -> str:
         return f"/v1/{parts[2]}"
     if path in ("/_outpost/healthz", "/_outpost/metrics"):
         return path
+    if path == "/ui" or path.startswith("/ui/"):
+        return "/ui"
     if len(parts) >= 3 and parts[1] and parts[2] == "Frontier":
         return "/Frontier"  # any servlet name: one label
     return "other"

@@ -31,18 +31,23 @@ __all__ = [
     "RUN_LIST_LIMIT",
     "RUN_LIST_MAX",
     "Filter",
+    "GlobalTagDiff",
     "GlobalTagList",
     "GlobalTagMap",
     "History",
+    "NAME_GLOB_MAX",
     "Order",
     "Payload",
+    "PayloadInfo",
     "Query",
     "Resolve",
     "RunList",
     "RunQuery",
+    "TAG_LIST_LIMIT",
     "TableQuery",
     "TagInfo",
     "TagIovs",
+    "TagList",
     "DECIMAL",
     "FEED_PATH",
     "FeedQuery",
@@ -50,6 +55,8 @@ __all__ = [
     "format_time",
     "is_plain_name",
     "parse",
+    "parse_name_glob",
+    "parse_params",
     "parse_feed",
     "parse_time",
 ]
@@ -74,9 +81,14 @@ ROUTES: Final = (
     "/v1/globaltags/{globaltag}/history[?after=SEQ]",
     "/v1/runs/{run}",
     "/v1/runs[?since=R][&limit=N]",
+    "/v1/tags[?name=GLOB][&payload_type=T]",
+    "/v1/payloads/{sha256}/info",
+    "/v1/diff/globaltags?a=GT1&b=GT2[&a_snapshot=T][&b_snapshot=T]",
 )
 RUN_LIST_LIMIT: Final = 100  # run records a `/v1/runs` page holds unless `limit` says otherwise
 RUN_LIST_MAX: Final = 1000
+TAG_LIST_LIMIT: Final = 1000  # tags a `/v1/tags` answer holds at most (`truncated` says more)
+NAME_GLOB_MAX: Final = 128
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -86,6 +98,12 @@ DECIMAL: Final = re.compile(r"0|-?[1-9][0-9]*")  # the one spelling of an intege
 _SAFE_IN_VALUE: Final = "-._~:,()"
 _LATEST_TIME: Final = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z in µs
 _NAME_RULE: Final = "a plain name: letters, digits, '_', '.', '-', starting with a letter or digit"
+_GLOB = re.compile(rf"[A-Za-z0-9_.\-*?]{{1,{NAME_GLOB_MAX}}}")
+_GLOB_RULE: Final = (
+    f"a glob of at most {NAME_GLOB_MAX} characters: the characters of a plain name, "
+    "'*' (any run of characters) and '?' (any one character)"
+)
+_SAFE_IN_GLOB: Final = "-._~*"  # '?' is written %3F
 
 
 def is_plain_name(text: str) -> bool:
@@ -264,6 +282,57 @@ class RunList:
         return _with_params("/v1/runs", params)
 
 
+@dataclass(frozen=True, slots=True)
+class TagList:
+    """The tags whose name matches the glob `name` (`*`, `?`; case-sensitive) and whose payload
+    type is `payload_type`, both optional, in name order, at most `TAG_LIST_LIMIT` of them.
+
+    `parse` writes a glob in one form: runs of `*` collapse into one, and a glob that is `*`
+    alone is no filter (`name=None`), so every set of tags has one URL."""
+
+    name: str | None = None
+    payload_type: str | None = None
+
+    def url(self) -> str:
+        params: list[tuple[str, str]] = []
+        if self.name is not None:
+            params.append(("name", quote(self.name, safe=_SAFE_IN_GLOB)))
+        if self.payload_type is not None:
+            params.append(("payload_type", self.payload_type))
+        return _with_params("/v1/tags", params)
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadInfo:
+    """A payload's metadata (size, object type, when and by whom it was uploaded), without its
+    bytes. Never changes, like the payload itself."""
+
+    hash: str  # lower-case hex SHA-256
+
+    def url(self) -> str:
+        return f"/v1/payloads/{self.hash}/info"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalTagDiff:
+    """What changed from global tag `a` as of `a_snapshot` to global tag `b` as of
+    `b_snapshot` (None: now): the records added, removed and pointing to another tag. One
+    global tag at two snapshots is `a == b`."""
+
+    a: str
+    b: str
+    a_snapshot: int | None = None  # microseconds since the epoch, UTC
+    b_snapshot: int | None = None
+
+    def url(self) -> str:
+        params = [("a", self.a), ("b", self.b)]
+        if self.a_snapshot is not None:
+            params.append(("a_snapshot", format_time(self.a_snapshot)))
+        if self.b_snapshot is not None:
+            params.append(("b_snapshot", format_time(self.b_snapshot)))
+        return _with_params("/v1/diff/globaltags", params)
+
+
 Query = (
     GlobalTagList
     | GlobalTagMap
@@ -275,6 +344,9 @@ Query = (
     | History
     | RunQuery
     | RunList
+    | TagList
+    | PayloadInfo
+    | GlobalTagDiff
 )
 
 FEED_PATH: Final = "/v1/changes"
@@ -309,6 +381,12 @@ def parse_feed(query_string: str) -> FeedQuery:
     )
 
 
+def parse_params(query_string: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The decoded parameters of a raw query string that may hold only `allowed`, each at most
+    once (what a route outside the read API, like a page of the conditions browser, takes)."""
+    return _expect_params(_split_query(query_string), allowed)
+
+
 def _with_params(path: str, params: list[tuple[str, str]]) -> str:
     if not params:
         return path
@@ -340,6 +418,14 @@ def parse(path: str, query_string: str = "") -> Query:
         case "globaltags", [name]:
             _expect_params(params, ())
             return GlobalTagMap(_name(name, "global tag"))
+        case "tags", []:
+            found = _expect_params(params, ("name", "payload_type"))
+            glob = parse_name_glob(found["name"], "name") if "name" in found else None
+            payload_type = found.get("payload_type")
+            return TagList(
+                name=None if glob == "*" else glob,
+                payload_type=None if payload_type is None else _name(payload_type, "payload type"),
+            )
         case "tags", [name]:
             _expect_params(params, ())
             return TagInfo(_name(name, "tag"))
@@ -354,11 +440,12 @@ def parse(path: str, query_string: str = "") -> Query:
             return _parse_resolve(_name(name, "global tag"), params)
         case "payloads", [digest]:
             _expect_params(params, ())
-            if not _HASH.fullmatch(digest):
-                raise BadRequest(
-                    f"{digest!r} is not a SHA-256 hash", accepted="64 hexadecimal digits"
-                )
-            return Payload(digest.lower())
+            return Payload(_hash(digest))
+        case "payloads", [digest, "info"]:
+            _expect_params(params, ())
+            return PayloadInfo(_hash(digest))
+        case "diff", ["globaltags"]:
+            return _parse_diff(params)
         case "query", [table]:
             return _parse_table_query(_identifier(table, "table"), params)
         case "runs", []:
@@ -418,6 +505,20 @@ def _name(text: str, what: str) -> str:
     if not is_plain_name(text):
         raise BadRequest(f"{what} name {text[:200]!r} is not a plain name", accepted=_NAME_RULE)
     return text
+
+
+def _hash(text: str) -> str:
+    if not _HASH.fullmatch(text):
+        raise BadRequest(f"{text[:200]!r} is not a SHA-256 hash", accepted="64 hexadecimal digits")
+    return text.lower()
+
+
+def parse_name_glob(text: str, what: str = "name") -> str:
+    """A name glob (`Ecal*_v?`) in its one form, runs of `*` collapsed; `BadRequest` unless it
+    is made of the characters of a plain name, `*` and `?`."""
+    if not _GLOB.fullmatch(text):
+        raise BadRequest(f"{what}={text[:200]!r} is not a name glob", accepted=_GLOB_RULE)
+    return re.sub(r"\*+", "*", text)
 
 
 def _identifier(text: str, what: str) -> str:
@@ -487,6 +588,18 @@ def _parse_resolve(globaltag: str, params: list[tuple[str, str]]) -> Resolve:
         lumi=_int(found["lumi"], "lumi", 0, LUMI_MAX) if "lumi" in found else DEFAULT_LUMI,
         time=_int(found["time"], "time", 0, INT64_MAX) if "time" in found else None,
         snapshot=parse_time(found["snapshot"]) if "snapshot" in found else None,
+    )
+
+
+def _parse_diff(params: list[tuple[str, str]]) -> GlobalTagDiff:
+    found = _expect_params(params, ("a", "a_snapshot", "b", "b_snapshot"))
+    if "a" not in found or "b" not in found:
+        raise BadRequest("a diff needs a=GT and b=GT", accepted=ROUTES[-1])
+    return GlobalTagDiff(
+        _name(found["a"], "global tag"),
+        _name(found["b"], "global tag"),
+        a_snapshot=parse_time(found["a_snapshot"], "a_snapshot") if "a_snapshot" in found else None,
+        b_snapshot=parse_time(found["b_snapshot"], "b_snapshot") if "b_snapshot" in found else None,
     )
 
 

@@ -6,6 +6,7 @@ Who may do what (docs/security.md, "Run control's authority and secrets"):
   proxy (`proxy.core.signing`, checked with `tree_public_key`);
 - register: the registration token, which can do nothing else.
 No credential: 401; a wrong one: 403. Status, metrics and errors show URLs redacted.
+The dashboard (`proxy.ui`: `/_outpost/ui/`, `/_outpost/dashboard`) needs no token, like status.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from proxy.attest import attest as attest_tree
 from proxy.attest import parse_attest
 from proxy.core.directives import CacheControl
 from proxy.core.epochs import EpochOutOfRange, next_epoch
+from proxy.core.history import BadFigures, Figures, parse_figures
 from proxy.core.keys import primary_key, variant_key
 from proxy.core.shared import CODING_REQUESTS, FORWARDED_FIELDS
 from proxy.core.signing import SIGNATURE_HEADER, BadSignature, Verifier
 from proxy.flights import Request
 from proxy.storage.base import Store, VaryMarker
+from proxy.ui import ui_handlers
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
@@ -48,6 +51,7 @@ WARM_CONCURRENCY = 8
 MAX_PURGE_URLS = 1000  # one request's; a larger purge is several requests (or a flush)
 PURGE_CONCURRENCY = 8
 MAX_REFRESH_NAMES = 100_000  # caches a warm may name to refresh (a whole farm)
+MAX_CHILD_URL = 2048  # a child's advertised URL, as registered (and shown)
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -185,13 +189,21 @@ def admin_routes(app: ProxyApp) -> Router:
             )
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise BadRequest("register needs the child's `url`", accepted="http://host:port")
+        if len(url) > MAX_CHILD_URL:
+            raise BadRequest(f"url is {len(url)} characters", accepted=f"<= {MAX_CHILD_URL}")
         if name == app.name or url.rstrip("/") == settings.url.rstrip("/"):
             raise BadRequest(
                 f"{name} at {url} is this proxy itself: a child needs its own name and URL",
                 accepted="--name and --advertise-url of the child",
             )
-        app.registry.register(name, url)
-        return _json({"name": app.name, "epoch": app.epoch.value})
+        figures, refusal = _figures(document.get("figures"))
+        app.registry.register(name, url, figures=figures)
+        if figures is not None:
+            app.dashboard.heard(name, figures)
+        answer: dict[str, Any] = {"name": app.name, "epoch": app.epoch.value}
+        if refusal is not None:  # registered all the same: figures only feed the dashboard
+            answer["figures"] = refusal
+        return _json(answer)
 
     async def flush(request: HTTPRequest) -> Response:
         await command(request)
@@ -223,6 +235,7 @@ def admin_routes(app: ProxyApp) -> Router:
         await app.share_epoch(epoch)
         forwarded = {"run": run, "epoch": epoch, "path": [*path, app.name]}
         result = await app.fan_out.send(children(), "/_outpost/flush", forwarded)
+        app.dashboard.flushed(run, epoch, 1 + result.acked, result.failed)
         return _json(
             {
                 "name": app.name,
@@ -285,6 +298,8 @@ def admin_routes(app: ProxyApp) -> Router:
         wanted = parse_attest(await body(request))
         return _json(await attest_tree(app, wanted, children()))
 
+    dashboard_page, dashboard_twin = ui_handlers(app)
+
     async def unknown(request: HTTPRequest) -> Response:
         raise NotFound(f"no admin route {request.url.path!r}", accepted=sorted(ROUTES))
 
@@ -297,6 +312,9 @@ def admin_routes(app: ProxyApp) -> Router:
         "/_outpost/warm": (warm, ["POST"]),
         "/_outpost/purge": (purge, ["POST"]),
         "/_outpost/attest": (attest, ["POST"]),
+        "/_outpost/ui/": (dashboard_page, ["GET"]),  # proxy.ui: the cache-tree dashboard
+        "/_outpost/ui": (dashboard_page, ["GET"]),
+        "/_outpost/dashboard": (dashboard_twin, ["GET"]),  # its JSON twin
     }
 
     def guarded(handler: Any) -> Any:
@@ -342,6 +360,16 @@ async def _warm_urls(app: ProxyApp, document: dict[str, Any]) -> list[str]:
         raise BadRequest(f"{resolve} did not answer a resolve document") from None
     payloads = [f"/v1/payloads/{r['payload']}" for r in records if r.get("payload")]
     return [resolve, *dict.fromkeys(payloads)]
+
+
+def _figures(value: Any) -> tuple[Figures | None, str | None]:
+    """A heartbeat's optional `figures`: parsed, or None and why they were ignored."""
+    if value is None:
+        return None, None
+    try:
+        return parse_figures(value), None
+    except BadFigures as exc:
+        return None, f"ignored: {exc}"
 
 
 def _refresh_names(names: Any) -> set[str]:

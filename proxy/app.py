@@ -7,9 +7,10 @@
     proxy.passthrough   unsafe methods and a client's own uncacheable requests
     proxy.feed          the change feed: followed upstream, its objects held, relayed to children
     proxy.admin         `/_outpost/*`: health, metrics, status, flush, warm, register
+    proxy.ui            `/_outpost/ui/`: the cache-tree dashboard (its data: proxy.dashboard)
 
-The lifespan owns the upstream HTTP client, the Redis connection, the heartbeat to the parent and
-the task that follows the upstream's change feed.
+The lifespan owns the upstream HTTP client, the Redis connection, the heartbeat to the parent,
+the task that follows the upstream's change feed and the dashboard's sampler (proxy.dashboard).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from proxy.core.frontier import is_frontier_path
 from proxy.core.serving import hit_headers, prepare
 from proxy.core.signing import Signer
 from proxy.core.status import cache_status
+from proxy.dashboard import Dashboard
 from proxy.engine import Engine
 from proxy.epoch import EpochState
 from proxy.feed import Feed, serve_unsubscribed
@@ -135,6 +137,7 @@ class ProxyApp:
             concurrency=settings.flush_concurrency,
             timeout=settings.flush_timeout_seconds,
         )
+        self.dashboard = Dashboard(self)  # `/_outpost/ui/`: samples, children's figures, flushes
         self.admin = admin_routes(self)
         self.gate = Gate(settings)
         self.hits = HitPath(
@@ -243,6 +246,8 @@ class ProxyApp:
         if self.redis is not None:  # catch up with flushes made while this proxy was down
             self.epoch.adopt(await self.redis.epoch())
         self._exit = contextlib.AsyncExitStack()
+        sampling = asyncio.get_running_loop().create_task(self.dashboard.run())
+        self._exit.push_async_callback(_cancel, sampling)
         if self.feed is not None:
             following = asyncio.get_running_loop().create_task(self.feed.run())
             self._exit.push_async_callback(_cancel, following)
@@ -255,6 +260,7 @@ class ProxyApp:
                     self.settings.register_token,
                     self.settings.heartbeat_seconds,
                     self.epoch.adopt,
+                    figures=self.dashboard.figures,
                 )
             )
 
@@ -267,6 +273,7 @@ class ProxyApp:
         if self._own_client:
             await self.client.aclose()
         self.registry.close()
+        self.dashboard.close()
         self.epoch.close()
         if self.access_log is not None:
             await self.access_log.stop()

@@ -87,6 +87,8 @@ class Feed:
         self.globaltags = tuple(globaltags)
         self._maps: dict[str, frozenset[str]] = {}  # subscribed global tag → the tags it maps
         self.wait_seconds = wait_seconds
+        # From the last applied entry's commit at the origin to when it was applied here.
+        self.lag_seconds: float | None = None
         self._moved: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(PREFETCH_CONCURRENCY)
 
@@ -178,7 +180,8 @@ class Feed:
         self.metrics.feed_position.set(entries[-1].seq)
         committed = entries[-1].time
         if committed is not None:
-            self.metrics.feed_lag_seconds.set(max(0.0, time.time() - committed / 1_000_000))
+            self.lag_seconds = max(0.0, time.time() - committed / 1_000_000)
+            self.metrics.feed_lag_seconds.set(self.lag_seconds)
         self._wake()
 
     @property

@@ -68,11 +68,18 @@ class Tally(Collector):
         counters take a lock per increment, and a run start has thousands of waiters)."""
         self.waiters += 1
 
+    def totals(self) -> tuple[int, int]:
+        """Cacheable answers (hit, collapsed, miss, stale, revalidated) so far, and how many of
+        them were hits or collapsed: what `hit_ratio` divides, and what the dashboard plots."""
+        counts = self.counts
+        served = sum(counts[r] for r in ("hit", "collapsed", "miss", "stale", "revalidated"))
+        return served, counts["hit"] + counts["collapsed"]
+
     def hit_ratio(self) -> float:
         """Share of cacheable answers that cost no upstream request of their own: hits, and
         requests collapsed into another one's fetch."""
-        served = sum(self.counts[r] for r in ("hit", "collapsed", "miss", "stale", "revalidated"))
-        return (self.counts["hit"] + self.counts["collapsed"]) / served if served else 0.0
+        served, hits = self.totals()
+        return hits / served if served else 0.0
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

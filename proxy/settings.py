@@ -56,6 +56,9 @@ class ProxySettings:
     flush_concurrency: int = 256
     flush_timeout_seconds: float = 10.0
     heartbeat_seconds: float = 10.0
+    # How often the dashboard (`/_outpost/ui/`) samples this proxy's totals (about 10 minutes
+    # of samples are kept in memory, at most 600).
+    dashboard_sample_seconds: float = 5.0
     child_expiry_seconds: float = 600.0
     run_control_token: str | None = None
     # Children send it to register (and nothing else); a parent accepts it for register only.
@@ -150,6 +153,10 @@ class ProxySettings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"proxy.{name}={getattr(self, name)}: must be positive")
+        if not self.dashboard_sample_seconds >= 1:
+            raise SettingsError(
+                f"proxy.dashboard_sample_seconds={self.dashboard_sample_seconds}: at least 1"
+            )
         if self.relay_from_bytes < 0:
             raise SettingsError(
                 f"proxy.relay_from_bytes={self.relay_from_bytes}: expected 0 (off) or a size"

@@ -2,6 +2,9 @@
 
 A child registers (and re-registers, as a heartbeat) with `POST /_outpost/register`; the answer
 carries this proxy's epoch, so a child that missed a flush catches up within one heartbeat.
+A heartbeat may also carry the child's own totals (`figures`: answers, hits, epoch), which the
+parent checks (`proxy.core.history.parse_figures`), keeps as the child's last figures and plots
+on its dashboard (`proxy.dashboard`).
 A flush goes to every registered child concurrently (bounded), each answering for its own
 subtree; the result counts every cache that acknowledged and names every one that did not (and,
 for a purge, what each cache removed).
@@ -20,6 +23,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ import httpx
 import orjson
 
 from outpost.redact import redact_text, redact_url
+from proxy.core.history import Figures
 from proxy.core.signing import SIGNATURE_HEADER, Nonces, Signer
 
 __all__ = ["Child", "FanOut", "FanOutResult", "Registry", "child_failure", "heartbeat"]
@@ -43,6 +48,7 @@ class Child:
     name: str
     url: str
     last_seen: float  # Unix seconds
+    figures: Figures | None = None  # what its last heartbeat reported of itself, if anything
 
 
 class Registry:
@@ -60,6 +66,7 @@ class Registry:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS children (name TEXT PRIMARY KEY, url TEXT, seen REAL)"
             )
+            _add_figure_columns(self._db)
             self._db.execute("CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, at REAL)")
 
     def nonces(self, window: float) -> Nonces | None:
@@ -67,15 +74,22 @@ class Registry:
         command replayed to another worker is refused too), else None (the caller's memory)."""
         return None if self._db is None else _SharedNonces(self._db, window)
 
-    def register(self, name: str, url: str, now: float | None = None) -> None:
+    def register(
+        self, name: str, url: str, now: float | None = None, figures: Figures | None = None
+    ) -> None:
+        """Add or renew a child; `figures`, what its heartbeat said of itself, replace the
+        last ones (None: it said nothing)."""
         seen = time.time() if now is None else now
         if self._db is None:
-            self._children[name] = Child(name, url, seen)
+            self._children[name] = Child(name, url, seen, figures)
             return
+        numbers = (None, None, None) if figures is None else _columns(figures)
         self._db.execute(
-            "INSERT INTO children VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET url = excluded.url, seen = excluded.seen",
-            (name, url, seen),
+            "INSERT INTO children (name, url, seen, requests, hits, epoch) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET url = excluded.url, seen = excluded.seen, "
+            "requests = excluded.requests, hits = excluded.hits, epoch = excluded.epoch",
+            (name, url, seen, *numbers),
         )
 
     def children(self, now: float | None = None, expiry: float | None = None) -> list[Child]:
@@ -84,8 +98,13 @@ class Registry:
         if self._db is None:
             found = list(self._children.values())
         else:
-            rows = self._db.execute("SELECT name, url, seen FROM children ORDER BY name")
-            found = [Child(*row) for row in rows]
+            rows = self._db.execute(
+                "SELECT name, url, seen, requests, hits, epoch FROM children ORDER BY name"
+            )
+            found = [
+                Child(name, url, seen, None if requests is None else Figures(requests, hits, epoch))
+                for name, url, seen, requests, hits, epoch in rows
+            ]
         if expiry is not None:
             found = [c for c in found if now - c.last_seen <= expiry]
         return sorted(found, key=lambda c: c.name)
@@ -93,6 +112,22 @@ class Registry:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+
+
+def _add_figure_columns(db: sqlite3.Connection) -> None:
+    """The children table of an older state directory gains the figures' columns."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(children)")}
+    for column in ("requests", "hits", "epoch"):
+        if column not in present:
+            try:
+                db.execute(f"ALTER TABLE children ADD COLUMN {column} INTEGER")
+            except sqlite3.OperationalError as exc:  # another worker added it just now
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def _columns(figures: Figures) -> tuple[int, int, int]:
+    return figures.requests, figures.hits, figures.epoch
 
 
 @dataclass
@@ -213,18 +248,25 @@ async def heartbeat(
     token: str | None,
     every: float,
     on_epoch: Any,
+    figures: Callable[[], Figures] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,  # tests: the parent in process
 ) -> Any:
     """Register with `parent` now and every `every` seconds until the context ends; `token` is
-    the registration token, which can register and nothing else."""
+    the registration token, which can register and nothing else. With `figures`, each beat
+    also carries this cache's own totals (`{"figures": {"requests", "hits", "epoch"}}`), which
+    the parent's dashboard plots; a parent that does not know them ignores them."""
 
     async def beat() -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         retry = min(every, 0.5)
         while True:
             pause = every
+            body: dict[str, Any] = dict(me)
+            if figures is not None:
+                body["figures"] = figures().document()
             try:
                 response = await client.post(
-                    parent.rstrip("/") + "/_outpost/register", json=me, headers=headers, timeout=5
+                    parent.rstrip("/") + "/_outpost/register", json=body, headers=headers, timeout=5
                 )
                 if response.status_code == 200:
                     on_epoch(response.json().get("epoch"))
@@ -241,7 +283,7 @@ async def heartbeat(
             await asyncio.sleep(pause)
 
     async with httpx.AsyncClient(
-        trust_env=False, headers={"user-agent": "outpost-proxy"}
+        trust_env=False, headers={"user-agent": "outpost-proxy"}, transport=transport
     ) as client:
         task = asyncio.get_running_loop().create_task(beat())
         try:

@@ -13,9 +13,12 @@ import orjson
 
 from origin.query.sql import HISTORY_PAGE
 from outpost.urls import (
+    TAG_LIST_LIMIT,
+    GlobalTagDiff,
     GlobalTagList,
     GlobalTagMap,
     History,
+    PayloadInfo,
     Query,
     Resolve,
     RunList,
@@ -23,10 +26,11 @@ from outpost.urls import (
     TableQuery,
     TagInfo,
     TagIovs,
+    TagList,
     format_time,
 )
 
-__all__ = ["encode_answer", "resolve_records"]
+__all__ = ["answer_document", "encode_answer", "resolve_records"]
 
 Row = Mapping[str, Any]
 
@@ -47,12 +51,19 @@ def encode_answer(
 
     `columns` and `max_rows` describe a table query: its selected columns and the row cap.
     """
-    return orjson.dumps(_document(query, head, rows, columns, max_rows))
+    return orjson.dumps(answer_document(query, head, rows, columns=columns, max_rows=max_rows))
 
 
-def _document(
-    query: Query, head: Row, rows: Sequence[Row], columns: Sequence[str], max_rows: int
+def answer_document(
+    query: Query,
+    head: Row,
+    rows: Sequence[Row],
+    *,
+    columns: Sequence[str] = (),
+    max_rows: int = 0,
 ) -> Any:
+    """What `encode_answer` serialises, as Python objects: the conditions browser
+    (`origin.ui`) shows exactly what the read API answers."""
     match query:
         case GlobalTagList():
             return {"globaltags": [_global_tag(r) for r in rows]}
@@ -65,15 +76,7 @@ def _document(
             }
         case TagInfo():
             (row,) = rows
-            return {
-                "name": row["name"],
-                "time_type": row["time_type"],
-                "payload_type": row["payload_type"],
-                "description": row["description"],
-                "state": row["state"],
-                "created_at": _time(row["created_at"]),
-                "modified_at": _time(row["modified_at"]),
-            }
+            return _tag_entry(row)
         case TagIovs():
             return {
                 "tag": query.tag,
@@ -121,6 +124,22 @@ def _document(
                 "next": rows[query.limit]["run"] if len(rows) > query.limit else None,
                 "runs": [_run_record(r) for r in page],
             }
+        case TagList():
+            return {
+                "tags": [_tag_entry(r) for r in rows[:TAG_LIST_LIMIT]],
+                "truncated": len(rows) > TAG_LIST_LIMIT,
+            }
+        case PayloadInfo():
+            (row,) = rows
+            return {
+                "hash": row["hash"],
+                "size": row["size"],
+                "object_type": row["object_type"],
+                "created_at": format_time(row["created_at"]),
+                "by": row["who"],
+            }
+        case GlobalTagDiff():
+            return _diff(query, rows)
         case TableQuery():
             limit = min(query.limit or max_rows, max_rows)
             return {
@@ -168,6 +187,47 @@ def _run_record(row: Row, records: list[Any] | None = None) -> dict[str, Any]:
         "attestation": orjson.loads(row["attestation"]),
         "by": row["who"],
         "created_at": format_time(row["created_at"]),
+    }
+
+
+def _tag_entry(row: Row) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "time_type": row["time_type"],
+        "payload_type": row["payload_type"],
+        "description": row["description"],
+        "state": row["state"],
+        "created_at": _time(row["created_at"]),
+        "modified_at": _time(row["modified_at"]),
+    }
+
+
+def _diff(query: GlobalTagDiff, rows: Sequence[Row]) -> dict[str, Any]:
+    """Pairs up the (side, record, label, tag) rows of both maps, in (record, label) order."""
+    maps: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        maps.setdefault((r["record"], r["label"]), {})[r["side"]] = r["tag_name"]
+    added: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    unchanged = 0
+    for (record, label), tags in maps.items():
+        a, b = tags.get("a"), tags.get("b")
+        if a is None:
+            added.append({"record": record, "label": label, "tag": b})
+        elif b is None:
+            removed.append({"record": record, "label": label, "tag": a})
+        elif a != b:
+            changed.append({"record": record, "label": label, "a_tag": a, "b_tag": b})
+        else:
+            unchanged += 1
+    return {
+        "a": {"globaltag": query.a, "snapshot": _time(query.a_snapshot)},
+        "b": {"globaltag": query.b, "snapshot": _time(query.b_snapshot)},
+        "added": added,
+        "removed": removed,
+        "changed": changed,
+        "unchanged": unchanged,
     }
 
 

@@ -18,24 +18,35 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    Boolean,
     ColumnElement,
+    LargeBinary,
     Select,
     and_,
     bindparam,
     case,
+    exists,
     func,
     literal,
+    literal_column,
     select,
+    union_all,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from origin.query.table import TableAccess
 from origin.schema import changes, global_tag_map, global_tags, iovs, payloads, runs, tags
 from outpost.urls import (
     INT64_MAX,
+    TAG_LIST_LIMIT,
+    GlobalTagDiff,
     GlobalTagList,
     GlobalTagMap,
     History,
     Payload,
+    PayloadInfo,
     Query,
     Resolve,
     RunList,
@@ -43,9 +54,18 @@ from outpost.urls import (
     TableQuery,
     TagInfo,
     TagIovs,
+    TagList,
 )
 
-__all__ = ["HISTORY_PAGE", "Statement", "answer_statement", "run_lumi_key", "version_statement"]
+__all__ = [
+    "HISTORY_PAGE",
+    "Statement",
+    "answer_statement",
+    "like_pattern",
+    "payload_head_statement",
+    "run_lumi_key",
+    "version_statement",
+]
 
 HEAD = INT64_MAX  # the key that resolves a timestamp tag to its newest IOV
 Statement = tuple[Select[Any], dict[str, Any]]
@@ -86,6 +106,12 @@ def version_statement(query: Query, access: TableAccess | None = None) -> Statem
             return _run_version(), {"run": run}
         case RunList(since=since):
             return _run_list_version(), {"since": since}
+        case TagList():
+            return _tag_list_version(), {}
+        case PayloadInfo(hash=digest):
+            return _payload_version(), {"hash": digest}
+        case GlobalTagDiff():
+            return _diff_version(), _diff_params(query)
     raise TypeError(f"not a query: {query!r}")
 
 
@@ -124,7 +150,78 @@ def answer_statement(query: Query, access: TableAccess | None = None) -> Stateme
             return _run(), {"run": run}
         case RunList(since=since, limit=limit):
             return _run_list(), {"since": since, "limit": limit + 1}  # one more: is there a next
+        case TagList(name=name, payload_type=payload_type):
+            found: dict[str, Any] = {"limit": TAG_LIST_LIMIT + 1}  # one more: truncated?
+            if name is not None:
+                found["name_glob"] = name
+                found["name_like"] = like_pattern(name)
+            if payload_type is not None:
+                found["payload_type"] = payload_type
+            return _tag_list(name is not None, payload_type is not None), found
+        case PayloadInfo(hash=digest):
+            return _payload_info(), {"hash": digest}
+        case GlobalTagDiff():
+            return _diff(), _diff_params(query)
     raise TypeError(f"not a query: {query!r}")
+
+
+def payload_head_statement(digest: str, count: int) -> Statement:
+    """The first `count` bytes of payload `digest` and its size, without reading the rest
+    into the process: `substr` on the blob, in SQL. Empty while the size is not: the bytes
+    are in the file store (`origin.payloadfiles.in_files`)."""
+    return _payload_head(count), {"hash": digest}
+
+
+@cache
+def _payload_head(count: int) -> Select[Any]:
+    first: ColumnElement[int] = literal_column("1")
+    length: ColumnElement[int] = literal_column(str(int(count)))
+    head = func.substr(payloads.c.data, first, length, type_=LargeBinary)
+    return select(head.label("head"), payloads.c.size).where(payloads.c.hash == bindparam("hash"))
+
+
+def like_pattern(glob: str, escape: str = "!") -> str:
+    """A name glob (`*`, `?`) as a LIKE pattern with `escape` as its escape character: `%`, `_`
+    and `escape` itself match only themselves."""
+    out = []
+    for char in glob:
+        if char in ("%", "_", escape):
+            out.append(escape + char)
+        else:
+            out.append({"*": "%", "?": "_"}.get(char, char))
+    return "".join(out)
+
+
+def _diff_params(query: GlobalTagDiff) -> dict[str, Any]:
+    return {
+        "a": query.a,
+        "b": query.b,
+        "a_snapshot": _snapshot(query.a_snapshot),
+        "b_snapshot": _snapshot(query.b_snapshot),
+    }
+
+
+class NameGlob(FunctionElement[bool]):
+    """`column` matches a name glob, case-sensitive on every backend: `column LIKE
+    :name_like ESCAPE '!'` (PostgreSQL's LIKE is case-sensitive), and on SQLite, whose LIKE
+    ignores case, `column GLOB :name_glob` (a name glob has no `[`, so it is a GLOB pattern
+    as it is). Both parameters are bound; each backend's statement uses one."""
+
+    type = Boolean()
+    name = "name_glob"
+    inherit_cache = True
+
+
+@compiles(NameGlob)
+def _name_glob_like(element: NameGlob, compiler: SQLCompiler, **kw: Any) -> str:
+    column, like, _ = element.clauses
+    return compiler.process(column.like(like, escape="!"), **kw)
+
+
+@compiles(NameGlob, "sqlite")
+def _name_glob_sqlite(element: NameGlob, compiler: SQLCompiler, **kw: Any) -> str:
+    column, _, glob = element.clauses
+    return f"{compiler.process(column, **kw)} GLOB {compiler.process(glob, **kw)}"
 
 
 # --- version statements --------------------------------------------------------------------
@@ -236,6 +333,41 @@ def _run_list_version() -> Select[Any]:
 
 
 @cache
+def _tag_list_version() -> Select[Any]:
+    """Every change of a tag (created, IOVs appended, locked) moves its `modified_at`."""
+    newest = select(func.max(tags.c.modified_at)).scalar_subquery()
+    return select(
+        literal(True).label("exists"), newest.label("version"), literal(False).label("locked")
+    )
+
+
+@cache
+def _diff_version() -> Select[Any]:
+    """One row whether or not both global tags exist (`exists` says, and which one does not);
+    the newest map entry either side sees."""
+    gtm = global_tag_map.c
+
+    def newest(side: str) -> Any:
+        return (
+            select(func.max(gtm.insertion_time))
+            .where(
+                gtm.global_tag == bindparam(side),
+                gtm.insertion_time <= bindparam(f"{side}_snapshot"),
+            )
+            .scalar_subquery()
+        )
+
+    a_exists = exists().where(global_tags.c.name == bindparam("a"))
+    b_exists = exists().where(global_tags.c.name == bindparam("b"))
+    return select(
+        and_(a_exists, b_exists).label("exists"),
+        a_exists.label("a_exists"),
+        _greatest(newest("a"), newest("b")).label("version"),
+        literal(False).label("locked"),
+    )
+
+
+@cache
 def _payload_version() -> Select[Any]:
     return select(
         literal(True).label("exists"),
@@ -308,12 +440,67 @@ def _run_list() -> Select[Any]:
 
 
 @cache
+def _tag_list(by_name: bool, by_payload_type: bool) -> Select[Any]:
+    t = tags.c
+    columns = (t.name, t.time_type, t.payload_type, t.state, t.description, t.created_at)
+    conditions: list[ColumnElement[bool]] = []
+    if by_name:
+        conditions.append(NameGlob(t.name, bindparam("name_like"), bindparam("name_glob")))
+    if by_payload_type:
+        conditions.append(t.payload_type == bindparam("payload_type"))
+    return (
+        select(*columns, t.modified_at)
+        .where(*conditions)
+        .order_by(t.name)
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def _payload_info() -> Select[Any]:
+    """The payload's row without its bytes, and who uploaded it (its `payload` change)."""
+    p, c = payloads.c, changes.c
+    uploader = (
+        select(c.who)
+        .where(c.subject == p.hash, c.kind == "payload")
+        .order_by(c.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(p.hash, p.size, p.object_type, p.created_at, uploader.label("who")).where(
+        p.hash == bindparam("hash")
+    )
+
+
+@cache
+def _diff() -> Select[Any]:
+    """Both maps, each as of its own snapshot, as (side, record, label, tag_name) rows in
+    (record, label, side) order; `encode` pairs them up."""
+    sides = []
+    for side in ("a", "b"):
+        current = _current_map(side, f"{side}_snapshot", suffix=f"_{side}")
+        sides.append(
+            select(
+                literal_column(f"'{side}'").label("side"),
+                current.c.record,
+                current.c.label,
+                current.c.tag_name,
+            )
+        )
+    both = union_all(*sides).subquery("sides")
+    return select(both.c.side, both.c.record, both.c.label, both.c.tag_name).order_by(
+        both.c.record, both.c.label, both.c.side
+    )
+
+
+@cache
 def _payload_data() -> Select[Any]:
     return select(payloads.c.data).where(payloads.c.hash == bindparam("hash"))
 
 
-def _current_map() -> Any:
-    """A global tag's map as of `:snapshot`: newest entry per (record, label), no tombstones."""
+def _current_map(gt: str = "gt", snapshot: str = "snapshot", suffix: str = "") -> Any:
+    """A global tag's map (`:gt`) as of `:snapshot`: newest entry per (record, label), no
+    tombstones. A statement with two maps names their parameters and CTEs apart."""
     gtm = global_tag_map.c
     ranked = (
         select(
@@ -324,14 +511,14 @@ def _current_map() -> Any:
             .over(partition_by=(gtm.record, gtm.label), order_by=gtm.insertion_time.desc())
             .label("rank"),
         )
-        .where(gtm.global_tag == bindparam("gt"), gtm.insertion_time <= bindparam("snapshot"))
-        .cte("ranked_map")
+        .where(gtm.global_tag == bindparam(gt), gtm.insertion_time <= bindparam(snapshot))
+        .cte(f"ranked_map{suffix}")
     )
     return (
         select(ranked.c.record, ranked.c.label, ranked.c.tag_name, tags.c.time_type)
         .join_from(ranked, tags, tags.c.name == ranked.c.tag_name)
         .where(ranked.c.rank == 1)
-        .cte("current_map")
+        .cte(f"current_map{suffix}")
     )
 
 

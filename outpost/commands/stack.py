@@ -94,6 +94,11 @@ def add_parser(commands: Any) -> None:
     demo.add_argument("--farm-nodes", type=int, default=300, help="simulated farm nodes")
     demo.add_argument("--runs", type=int, default=2, help="run starts to simulate")
     demo.add_argument("--globaltag", default="OUTPOST_HLT_2026_V1", help="global tag to fetch")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the stack running after the report, to browse it (Ctrl-C stops it)",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -152,7 +157,7 @@ def _up(args: argparse.Namespace) -> int:
             _write_private(env_file, text)
         try:
             if args.json:
-                described = stack.describe()
+                described = {**stack.describe(), "web": web_urls(stack)}
                 if env_file is not None:
                     described["env_file"] = str(env_file)
                 print(orjson.dumps(described).decode(), flush=True)
@@ -163,6 +168,20 @@ def _up(args: argparse.Namespace) -> int:
             if env_file is not None:
                 _remove_if_unchanged(env_file, text)
     return 0
+
+
+def web_urls(stack: LocalStack) -> dict[str, str]:
+    """The web interface of a stack: the conditions browser (through the site, as every read)
+    and the cache-tree dashboard of the site."""
+    top = stack.site.url if stack.proxies else stack.origin.url
+    urls = {"conditions": f"{top}/ui/"}
+    if stack.proxies:
+        urls["dashboard"] = f"{stack.site.url}/_outpost/ui/"
+    return urls
+
+
+def _web(url: str, role: str) -> str:
+    return f"{url}/ui/" if role == "origin" else f"{url}/_outpost/ui/"
 
 
 def _env_file_comment(path: Path) -> str:
@@ -202,8 +221,9 @@ def _print_up(stack: LocalStack, lines: list[str], env_file: Path | None) -> Non
     table.add_column("tier")
     table.add_column("role")
     table.add_column("url")
+    table.add_column("web")
     for tier in stack.tiers:
-        table.add_row(tier.name, tier.role, tier.url)
+        table.add_row(tier.name, tier.role, tier.url, _web(tier.url, tier.role))
     console.print(table)
     if env_file is not None:
         source = f". {shlex.quote(str(env_file))}"
@@ -289,10 +309,21 @@ def _demo(args: argparse.Namespace) -> int:
             }
             for tier in caches
         }
-    if args.json:
-        print(orjson.dumps(report).decode())
-    else:
-        _print_report(report)
+        report["web"] = web_urls(stack)
+        if args.json:
+            print(orjson.dumps(report).decode(), flush=True)
+        else:
+            _print_report(report)
+            web = report["web"]
+            console = make_console()
+            console.print(
+                f"Browse the conditions at {web['conditions']}; the cache tree at "
+                f"{web.get('dashboard', DASH)}"
+                + (" (Ctrl-C stops the stack)." if args.keep else " (with --keep, while it runs).")
+            )
+            sys.stdout.flush()
+        if args.keep:
+            _stop_on_signals().wait()
     return 0 if report["failures"] == 0 else 1
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Final
@@ -71,11 +71,13 @@ def timeline(
     row_height: int = 22,
     label_width: int = 90,
     axis: str = "run",
+    tick_label: Callable[[float], str] | None = None,
 ) -> Markup:
     """IOVs as bars on a shared axis from `low` to `high`, one row per channel; corrections
-    carry a dark mark at their start."""
+    carry a dark mark at their start. `tick_label` writes an axis value (default: the number)."""
     high = max(high, low + 1)
-    plot = width - label_width - 10
+    plot = width - label_width - 40  # room for the last tick's label
+    label = tick_label or _number
     height = row_height * len(rows) + 30
 
     def x(value: float) -> float:
@@ -120,7 +122,7 @@ def timeline(
         parts.append(
             f'<line x1="{position:.1f}" y1="{base}" x2="{position:.1f}" y2="{base + 4}" '
             f'stroke="#444"/><text x="{position:.1f}" y="{base + 16}" '
-            f'text-anchor="middle">{_number(tick)}</text>'
+            f'text-anchor="middle">{escape(label(tick))}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -135,7 +137,10 @@ def sparkline(
     label: str = "",
 ) -> Markup:
     """A small line over the last samples (None: no sample), scaled to `top` (default: their
-    largest), with the latest value written at its end."""
+    largest), with the latest value written at its end; samples before the first one known
+    are left out."""
+    first = next((i for i, v in enumerate(values) if v is not None), len(values))
+    values = values[first:]  # a ring that is not full yet: the samples it has fill the width
     known = [v for v in values if v is not None and math.isfinite(v)]
     ceiling = top if top is not None else max(known, default=0.0)
     ceiling = ceiling if ceiling > 0 else 1.0

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from origin.query.ttl import FOREVER_SECONDS, TTLClass, TTLPolicy, ttl_class
+from origin.query.ttl import FOREVER_SECONDS, TTLClass, TTLPolicy, shortest, ttl_class
 from outpost.urls import (
     Filter,
+    GlobalTagDiff,
     GlobalTagList,
     GlobalTagMap,
     Payload,
+    PayloadInfo,
     Query,
     Resolve,
     RunList,
@@ -18,6 +20,7 @@ from outpost.urls import (
     TableQuery,
     TagInfo,
     TagIovs,
+    TagList,
 )
 
 SECOND = 1_000_000
@@ -43,6 +46,7 @@ UNPINNED: list[Query] = [
     Resolve("GT", run=5),
     TableQuery("iovs", filters=(Filter("tag_name", "eq", "T"),)),
     RunList(since=5),
+    TagList(name="Ecal*"),
 ]
 
 
@@ -118,3 +122,21 @@ def test_forever_is_a_year_whatever_the_policy() -> None:
 def test_the_default_policy_is_five_minutes_short_and_six_hours_long() -> None:
     assert TTLPolicy().cache_control(TTLClass.SHORT) == "public, max-age=300"
     assert TTLPolicy().cache_control(TTLClass.LONG) == "public, max-age=21600"
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_payloads_metadata_is_cached_forever(locked: bool) -> None:
+    assert ttl(PayloadInfo("ab" * 32), locked=locked) is TTLClass.FOREVER
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_diff_is_cached_forever_only_when_both_sides_are_settled_snapshots(locked: bool) -> None:
+    assert ttl(GlobalTagDiff("A", "B", 0, SETTLED), locked=locked) is TTLClass.FOREVER
+    for a, b in [(None, None), (0, None), (None, 0), (0, SETTLED + 1), (NOW, 0)]:
+        assert ttl(GlobalTagDiff("A", "B", a, b), locked=locked) is TTLClass.SHORT
+
+
+def test_a_page_of_several_answers_takes_the_shortest_class() -> None:
+    assert shortest([TTLClass.FOREVER, TTLClass.LONG]) is TTLClass.LONG
+    assert shortest([TTLClass.LONG, TTLClass.SHORT, TTLClass.FOREVER]) is TTLClass.SHORT
+    assert shortest([TTLClass.FOREVER]) is TTLClass.FOREVER

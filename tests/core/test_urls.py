@@ -13,14 +13,17 @@ from outpost.errors import BadRequest, NotFound
 from outpost.urls import (
     FILTER_OPS,
     LUMI_MAX,
+    NAME_GLOB_MAX,
     ROUTES,
     RUN_LIST_MAX,
     RUN_MAX,
     Filter,
+    GlobalTagDiff,
     GlobalTagList,
     GlobalTagMap,
     Order,
     Payload,
+    PayloadInfo,
     Query,
     Resolve,
     RunList,
@@ -28,10 +31,13 @@ from outpost.urls import (
     TableQuery,
     TagInfo,
     TagIovs,
+    TagList,
     canonical,
     format_time,
     is_plain_name,
     parse,
+    parse_name_glob,
+    parse_params,
     parse_time,
 )
 
@@ -127,6 +133,30 @@ ROUTE_CASES: list[tuple[str, str, Query, str]] = [
         "/v1/runs?limit=1000&since=500",
     ),
     ("/v1/runs", "limit=1", RunList(limit=1), "/v1/runs?limit=1"),
+    ("/v1/tags", "", TagList(), "/v1/tags"),
+    ("/v1/tags", "name=Ecal*", TagList(name="Ecal*"), "/v1/tags?name=Ecal*"),
+    (
+        "/v1/tags",
+        "payload_type=EcalPedestals&name=Ecal%3F_v*",
+        TagList(name="Ecal?_v*", payload_type="EcalPedestals"),
+        "/v1/tags?name=Ecal%3F_v*&payload_type=EcalPedestals",
+    ),
+    ("/v1/tags", "payload_type=X", TagList(payload_type="X"), "/v1/tags?payload_type=X"),
+    ("/v1/payloads/" + HASH + "/info", "", PayloadInfo(HASH), f"/v1/payloads/{HASH}/info"),
+    (
+        "/v1/diff/globaltags",
+        "b=GT2&a=GT1",
+        GlobalTagDiff("GT1", "GT2"),
+        "/v1/diff/globaltags?a=GT1&b=GT2",
+    ),
+    (
+        "/v1/diff/globaltags",
+        f"b_snapshot={MAY_DAY}&b=GT&a=GT&a_snapshot=1777636799",
+        GlobalTagDiff(
+            "GT", "GT", a_snapshot=utc(2026, 5, 1, 12) - 1_000_000, b_snapshot=utc(2026, 5, 1, 12)
+        ),
+        f"/v1/diff/globaltags?a=GT&a_snapshot=2026-05-01T11:59:59Z&b=GT&b_snapshot={MAY_DAY}",
+    ),
 ]
 
 
@@ -294,6 +324,54 @@ def test_an_empty_in_list_reads_back_as_an_empty_list() -> None:
     assert parse(*split(query.url())) == query
 
 
+def test_a_name_glob_has_one_spelling() -> None:
+    assert_one_spelling(
+        "/v1/tags",
+        ["name=Ecal*", "name=Ecal**", "name=Ecal%2A", "name=E%63al***", "name=Ecal*&"],
+        "/v1/tags?name=Ecal*",
+    )
+    assert canonical("/v1/tags", "name=Ecal?") == "/v1/tags?name=Ecal%3F"
+    assert canonical("/v1/tags", "name=Ecal%3f") == "/v1/tags?name=Ecal%3F"
+
+
+def test_a_glob_that_matches_every_name_is_no_filter() -> None:
+    assert_one_spelling("/v1/tags", ["name=*", "name=***", "name=%2A", ""], "/v1/tags")
+    assert parse("/v1/tags", "name=**&payload_type=P") == TagList(payload_type="P")
+
+
+def test_parse_name_glob_keeps_plain_name_characters_and_wildcards() -> None:
+    assert parse_name_glob("A-b.c_d?*") == "A-b.c_d?*"
+    assert parse_name_glob("*a**b*") == "*a*b*"
+    with pytest.raises(BadRequest, match="q='a b' is not a name glob"):
+        parse_name_glob("a b", "q")
+
+
+def test_a_payloads_info_is_not_its_bytes() -> None:
+    assert canonical(f"/v1/payloads/{HASH.upper()}/info/") == f"/v1/payloads/{HASH}/info"
+    assert parse(f"/v1/payloads/{HASH}/info") != parse(f"/v1/payloads/{HASH}")
+    not_found(f"/v1/payloads/{HASH}/bytes")
+
+
+def test_a_diff_is_ordered_its_sides_are_not_interchangeable() -> None:
+    assert canonical("/v1/diff/globaltags", "a=X&b=Y") != canonical(
+        "/v1/diff/globaltags", "a=Y&b=X"
+    )
+    assert canonical("/v1/diff/globaltags/", "a=X&b=X&b_snapshot=0") == (
+        "/v1/diff/globaltags?a=X&b=X&b_snapshot=1970-01-01T00:00:00Z"
+    )
+    not_found("/v1/diff")
+    not_found("/v1/diff/tags", "a=X&b=Y")
+
+
+def test_parse_params_takes_the_allowed_parameters_once_each() -> None:
+    assert parse_params("q=E%63al*&&", ("q",)) == {"q": "Ecal*"}
+    assert parse_params("", ("q",)) == {}
+    with pytest.raises(BadRequest, match="unknown parameter 'x'"):
+        parse_params("x=1", ("q",))
+    with pytest.raises(BadRequest, match="given more than once"):
+        parse_params("q=1&q=2", ("q",))
+
+
 # --- times -------------------------------------------------------------------------------------
 
 
@@ -433,6 +511,30 @@ ERROR_CASES: list[tuple[str, str, str, Any]] = [
     ("/v1/runs", "limit=0", "limit=0 is out of range", f"1..{RUN_LIST_MAX}"),
     ("/v1/runs", "limit=1001", "limit=1001 is out of range", f"1..{RUN_LIST_MAX}"),
     ("/v1/runs", "limit=", "limit='' is not an integer", f"1..{RUN_LIST_MAX}"),
+    ("/v1/tags", "tag=x", "unknown parameter 'tag'", ["name", "payload_type"]),
+    ("/v1/tags", "name=a&name=b", "'name' given more than once", None),
+    ("/v1/tags", "name=", "name='' is not a name glob", ...),
+    ("/v1/tags", "name=Ecal%25", "name='Ecal%' is not a name glob", ...),
+    ("/v1/tags", "name=[Ee]cal", "is not a name glob", ...),
+    ("/v1/tags", "name=%3Cscript%3E", "is not a name glob", ...),
+    ("/v1/tags", "name=" + "a" * (NAME_GLOB_MAX + 1), "is not a name glob", ...),
+    ("/v1/tags", "payload_type=a;b", "payload type name 'a;b' is not a plain name", ...),
+    ("/v1/tags", "payload_type=", "payload type name '' is not a plain name", ...),
+    ("/v1/payloads/abc/info", "", "'abc' is not a SHA-256 hash", "64 hexadecimal digits"),
+    ("/v1/payloads/" + HASH + "/info", "x=1", "unknown parameter 'x'", []),
+    ("/v1/diff/globaltags", "a=GT", "a diff needs a=GT and b=GT", ROUTES[-1]),
+    ("/v1/diff/globaltags", "b=GT", "a diff needs a=GT and b=GT", ROUTES[-1]),
+    ("/v1/diff/globaltags", "", "a diff needs a=GT and b=GT", ROUTES[-1]),
+    (
+        "/v1/diff/globaltags",
+        "a=A&b=B&c=C",
+        "unknown parameter 'c'",
+        ["a", "a_snapshot", "b", "b_snapshot"],
+    ),
+    ("/v1/diff/globaltags", "a=A&b=B&a=A", "'a' given more than once", None),
+    ("/v1/diff/globaltags", "a=x'--&b=B", 'global tag name "x\'--" is not a plain name', ...),
+    ("/v1/diff/globaltags", "a=A&b=B&a_snapshot=never", "a_snapshot='never' is not a time", ...),
+    ("/v1/diff/globaltags", "a=A&b=B&b_snapshot=2026-05-01", "has no time zone", ...),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import re
 import string
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -20,10 +21,12 @@ from outpost.urls import (
     RUN_LIST_MAX,
     RUN_MAX,
     Filter,
+    GlobalTagDiff,
     GlobalTagList,
     GlobalTagMap,
     Order,
     Payload,
+    PayloadInfo,
     Query,
     Resolve,
     RunList,
@@ -31,6 +34,7 @@ from outpost.urls import (
     TableQuery,
     TagInfo,
     TagIovs,
+    TagList,
     canonical,
     parse,
     parse_time,
@@ -128,6 +132,13 @@ def table_queries() -> st.SearchStrategy[TableQuery]:
     )
 
 
+# A name glob as `parse` gives it back: runs of `*` collapsed, and `*` alone is no filter.
+globs = (
+    st.text(ALNUM + "_.-*?", min_size=1, max_size=20)
+    .map(lambda glob: re.sub(r"\*+", "*", glob))
+    .filter(lambda glob: glob != "*")
+)
+
 queries: st.SearchStrategy[Query] = st.one_of(
     st.just(GlobalTagList()),
     st.builds(GlobalTagMap, names),
@@ -142,6 +153,15 @@ queries: st.SearchStrategy[Query] = st.one_of(
         since=st.just(0) | st.integers(0, RUN_MAX),
         limit=st.just(100) | st.integers(1, RUN_LIST_MAX),
     ),
+    st.builds(TagList, name=st.none() | globs, payload_type=st.none() | names),
+    st.builds(PayloadInfo, hashes),
+    st.builds(
+        GlobalTagDiff,
+        names,
+        names,
+        a_snapshot=st.none() | times,
+        b_snapshot=st.none() | times,
+    ),
 )
 
 
@@ -154,6 +174,8 @@ def in_list(*items: str) -> TableQuery:
 
 @SETTINGS
 @given(queries)
+@example(TagList(name="a_b?.-*", payload_type="P"))
+@example(GlobalTagDiff("GT", "GT", a_snapshot=0, b_snapshot=LATEST))
 @example(in_list("x,y"))
 @example(in_list())
 @example(TagIovs("T", snapshot=LATEST))
@@ -215,7 +237,7 @@ def respellings(draw: st.DrawFn, url: str) -> tuple[str, str]:
         key, _, value = pair.partition("=")
         if key in INTEGER_PARAMS:
             value = respell_integer(draw, value)
-        elif key == "snapshot":
+        elif key in ("snapshot", "a_snapshot", "b_snapshot"):
             value = respell_time(draw, parse_time(value))
         pairs.append(f"{percent_encode_some(draw, key)}={percent_encode_some(draw, value)}")
     pairs = draw(st.permutations(pairs))
@@ -293,8 +315,19 @@ def test_different_filters_never_share_a_canonical_url(batch: list[TableQuery]) 
 
 # --- (d) only 400 or 404 -----------------------------------------------------------------------
 
-KINDS = ["globaltags", "tags", "resolve", "payloads", "query", "runs", ""]
+KINDS = [
+    "globaltags",
+    "tags",
+    "resolve",
+    "payloads",
+    "query",
+    "runs",
+    "diff",
+    "diff/globaltags",
+    "",
+]
 KEYS = ["run", "lumi", "time", "snapshot", "since", "until", "channel", "select", "order", "limit"]
+KEYS += ["name", "payload_type", "a", "b", "a_snapshot", "b_snapshot"]
 anything = st.text(st.characters(exclude_categories=()), max_size=40)  # surrogates too
 escapes = st.integers(0, 255).map(lambda b: f"%{b:02X}")
 raw_piece = st.text(max_size=6) | escapes | st.sampled_from(list("+&=.,()"))
