@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
-from flush_fanout import REGISTER, TOKEN, nginx_children, wait_answering
+from flush_fanout import REGISTER, TOKEN, nginx_children, register_children, wait_answering
 from harness import HOST, clean_environment, free_port, outpost_command
 from hit_throughput import Server, start_server, stop_server
 from wrk import BenchmarkError
@@ -120,13 +120,7 @@ def main() -> int:
                 probe = "/healthz" if name == "children" else "/_outpost/healthz"
                 wait_answering(server.base + probe, server)
             children_url = servers[-1].base
-            register = {"authorization": f"Bearer {REGISTER}"}
-            with httpx.Client(base_url=site_url, headers=register, timeout=30) as client:
-                for index in range(args.children):
-                    name = f"node-{index:04d}"
-                    body = {"name": name, "url": f"{children_url}/{name}"}
-                    if client.post("/_outpost/register", json=body).status_code != 200:
-                        raise BenchmarkError(f"registering {name} failed")
+            register_children(site_url, children_url, args.children)
 
             caches = args.children + 1
             command = [*outpost_command(), "prepare", "--run", str(RUN), "--globaltag"]

@@ -91,6 +91,20 @@ def acker_children(port: int) -> list[str]:
     ]
 
 
+def register_children(site_url: str, children_url: str, count: int, figures: bool = False) -> None:
+    """Register `count` children `node-NNNN` at `{children_url}/node-NNNN` with the site, as a
+    node proxy's heartbeat does (`figures`: with made-up totals, as a busy node's)."""
+    register = {"authorization": f"Bearer {REGISTER}"}
+    with httpx.Client(base_url=site_url, headers=register, timeout=30) as client:
+        for index in range(count):
+            name = f"node-{index:04d}"
+            body: dict[str, object] = {"name": name, "url": f"{children_url}/{name}"}
+            if figures:
+                body["figures"] = {"requests": 1000 * index, "hits": 900 * index, "epoch": 1}
+            if client.post("/_outpost/register", json=body).status_code != 200:
+                raise BenchmarkError(f"registering {name} failed")
+
+
 def wait_answering(url: str, server: Server, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -142,13 +156,7 @@ def main() -> int:
                 probe = "/healthz" if name == "children" else "/_outpost/healthz"
                 wait_answering(server.base + probe, server)
             site_url, children_url = servers[1].base, servers[2].base
-            register = {"authorization": f"Bearer {REGISTER}"}
-            with httpx.Client(base_url=site_url, headers=register, timeout=30) as client:
-                for index in range(args.children):
-                    name = f"node-{index:04d}"
-                    body = {"name": name, "url": f"{children_url}/{name}"}
-                    if client.post("/_outpost/register", json=body).status_code != 200:
-                        raise BenchmarkError(f"registering {name} failed")
+            register_children(site_url, children_url, args.children)
             seconds: list[float] = []
             for run in range(1, args.runs + 1):
                 started = time.perf_counter()

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from flush_fanout import REGISTER, wait_answering
+from flush_fanout import REGISTER, register_children, wait_answering
 from harness import HOST, free_port, outpost_command
 from hit_throughput import Server, start_server, stop_server
 from wrk import BenchmarkError
@@ -93,12 +93,7 @@ def main() -> int:
             site += ["--host", HOST, "--upstream", origin_url, "--port", str(ports[1])]
             servers.append(start_server("site", site, ports[1], work / "site.log", None))
             wait_answering(site_url + "/_outpost/healthz", servers[-1])
-            register = {"authorization": f"Bearer {REGISTER}"}
-            with httpx.Client(base_url=site_url, headers=register, timeout=30) as client:
-                for index in range(args.children):
-                    figures = {"requests": 1000 * index, "hits": 900 * index, "epoch": 1}
-                    body = {"name": f"node-{index:04d}", "url": f"http://{HOST}:9/n{index}"}
-                    client.post("/_outpost/register", json={**body, "figures": figures})
+            register_children(site_url, f"http://{HOST}:9", args.children, figures=True)
 
             targets = {name: origin_url + path for name, path in pages(origin_url).items()}
             targets["dashboard (site)"] = f"{site_url}/_outpost/ui/"

@@ -38,6 +38,7 @@ from proxy.core.history import (
     Sample,
     slots_for,
 )
+from proxy.tree import state_database
 
 if TYPE_CHECKING:
     from proxy.app import ProxyApp
@@ -81,11 +82,7 @@ class SharedTotals:
         self.worker = os.getpid()
         self._db: sqlite3.Connection | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("PRAGMA busy_timeout=1000")
+            self._db = state_database(path, busy_ms=1000)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS totals "
                 "(worker INTEGER PRIMARY KEY, requests INTEGER, hits INTEGER, at REAL)"

@@ -36,7 +36,15 @@ from outpost.redact import redact_text, redact_url
 from proxy.core.history import Figures
 from proxy.core.signing import SIGNATURE_HEADER, Nonces, Signer
 
-__all__ = ["Child", "FanOut", "FanOutResult", "Registry", "child_failure", "heartbeat"]
+__all__ = [
+    "Child",
+    "FanOut",
+    "FanOutResult",
+    "Registry",
+    "child_failure",
+    "heartbeat",
+    "state_database",
+]
 
 log = logging.getLogger("outpost.proxy.tree")
 
@@ -51,6 +59,18 @@ class Child:
     figures: Figures | None = None  # what its last heartbeat reported of itself, if anything
 
 
+def state_database(path: Path, busy_ms: int) -> sqlite3.Connection:
+    """A SQLite file in the state directory that this proxy's worker processes share: autocommit,
+    WAL (readers never wait for the writer), no fsync (it is rebuilt by heartbeats and samples if
+    lost), and a writer waits at most `busy_ms` for another."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+    return db
+
+
 class Registry:
     """Children by name; in memory, or in a SQLite file shared by worker processes."""
 
@@ -58,11 +78,7 @@ class Registry:
         self._children: dict[str, Child] = {}
         self._db: sqlite3.Connection | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = state_database(path, busy_ms=5000)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS children (name TEXT PRIMARY KEY, url TEXT, seen REAL)"
             )
