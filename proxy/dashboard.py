@@ -37,6 +37,7 @@ from proxy.core.history import (
     Ring,
     Sample,
     slots_for,
+    subtree,
 )
 from proxy.tree import state_database
 
@@ -132,9 +133,22 @@ class Dashboard:
     # --- what is remembered ----------------------------------------------------------------
 
     def figures(self) -> Figures:
-        """This proxy's totals now (every worker's), and its epoch: what its heartbeat sends."""
+        """This proxy's totals now (every worker's), its epoch, and its subtree's size: what
+        its heartbeat sends."""
         requests, hits = self.totals.sum(*self.app.tally.totals(), time.time())
-        return Figures(requests, hits, self.app.epoch.value)
+        caches, unhealthy = self.subtree()
+        return Figures(requests, hits, self.app.epoch.value, caches, unhealthy)
+
+    def subtree(self) -> tuple[int, int]:
+        """The caches below this one (itself included), as its children's heartbeats reported
+        their own subtrees, and how many of them are late or expiring."""
+        settings, wall = self.app.settings, time.time()
+        listed = self.app.registry.children(now=wall, expiry=settings.child_expiry_seconds)
+        beat, expiry = settings.heartbeat_seconds, settings.child_expiry_seconds
+        return subtree(
+            (child.figures, health(wall - child.last_seen, beat, expiry) == "ok")
+            for child in listed
+        )
 
     def sample(self) -> Sample:
         """Take one sample into the ring (the sampler's step; tests call it directly)."""
@@ -195,6 +209,7 @@ class Dashboard:
             "hit_ratio": round(app.metrics.hit_ratio(), 4),
             "samples": [sample.document() for sample in own],
             "series": self.own.series(now, self.every, self.own.size).document(),
+            "subtree": dict(zip(("caches", "unhealthy"), self.subtree(), strict=True)),
             "children": self._children(now, page),
             "flushes": [record.document() for record in self.flushes.records()],
             "upstreams": app.upstreams.health(),
@@ -252,5 +267,7 @@ class Dashboard:
             "epoch": None if figures is None else figures.epoch,
             "requests": None if figures is None else figures.requests,
             "hits": None if figures is None else figures.hits,
+            "caches": 1 if figures is None else figures.caches,
+            "unhealthy": 0 if figures is None else figures.unhealthy,
             "series": plotted,
         }

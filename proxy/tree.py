@@ -99,12 +99,13 @@ class Registry:
         if self._db is None:
             self._children[name] = Child(name, url, seen, figures)
             return
-        numbers = (None, None, None) if figures is None else _columns(figures)
+        numbers = (None,) * len(FIGURE_COLUMNS) if figures is None else _columns(figures)
         self._db.execute(
-            "INSERT INTO children (name, url, seen, requests, hits, epoch) "
-            "VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO children (name, url, seen, requests, hits, epoch, caches, unhealthy) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET url = excluded.url, seen = excluded.seen, "
-            "requests = excluded.requests, hits = excluded.hits, epoch = excluded.epoch",
+            "requests = excluded.requests, hits = excluded.hits, epoch = excluded.epoch, "
+            "caches = excluded.caches, unhealthy = excluded.unhealthy",
             (name, url, seen, *numbers),
         )
 
@@ -115,11 +116,12 @@ class Registry:
             found = list(self._children.values())
         else:
             rows = self._db.execute(
-                "SELECT name, url, seen, requests, hits, epoch FROM children ORDER BY name"
+                "SELECT name, url, seen, requests, hits, epoch, caches, unhealthy "
+                "FROM children ORDER BY name"
             )
             found = [
-                Child(name, url, seen, None if requests is None else Figures(requests, hits, epoch))
-                for name, url, seen, requests, hits, epoch in rows
+                Child(name, url, seen, None if numbers[0] is None else _figures(*numbers))
+                for name, url, seen, *numbers in rows
             ]
         if expiry is not None:
             found = [c for c in found if now - c.last_seen <= expiry]
@@ -133,7 +135,7 @@ class Registry:
 def _add_figure_columns(db: sqlite3.Connection) -> None:
     """The children table of an older state directory gains the figures' columns."""
     present = {row[1] for row in db.execute("PRAGMA table_info(children)")}
-    for column in ("requests", "hits", "epoch"):
+    for column in FIGURE_COLUMNS:
         if column not in present:
             try:
                 db.execute(f"ALTER TABLE children ADD COLUMN {column} INTEGER")
@@ -142,8 +144,18 @@ def _add_figure_columns(db: sqlite3.Connection) -> None:
                     raise
 
 
-def _columns(figures: Figures) -> tuple[int, int, int]:
-    return figures.requests, figures.hits, figures.epoch
+FIGURE_COLUMNS = ("requests", "hits", "epoch", "caches", "unhealthy")
+
+
+def _columns(figures: Figures) -> tuple[int, ...]:
+    return tuple(getattr(figures, column) for column in FIGURE_COLUMNS)
+
+
+def _figures(
+    requests: int, hits: int, epoch: int, caches: int | None, unhealthy: int | None
+) -> Figures:
+    """A row's figures (a row written before the subtree columns existed counts alone)."""
+    return Figures(requests, hits, epoch, caches or 1, unhealthy or 0)
 
 
 @dataclass

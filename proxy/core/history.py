@@ -40,6 +40,7 @@ __all__ = [
     "parse_figures",
     "series",
     "slots_for",
+    "subtree",
 ]
 
 MAX_FIGURE = 2**53 - 1  # exact in a JSON number (a double) and in a signed 64-bit integer
@@ -59,19 +60,41 @@ class BadFigures(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """A cache's own totals as its heartbeat reports them."""
+    """A cache's own totals as its heartbeat reports them, and the size of its subtree."""
 
     requests: int  # cacheable answers (hit, collapsed, miss, stale, revalidated)
     hits: int  # of them, hit or collapsed
     epoch: int
+    caches: int = 1  # the caches of its subtree, itself included
+    unhealthy: int = 0  # of them, those late or expiring at their parents
 
     def document(self) -> dict[str, int]:
-        return {"requests": self.requests, "hits": self.hits, "epoch": self.epoch}
+        return {
+            "requests": self.requests,
+            "hits": self.hits,
+            "epoch": self.epoch,
+            "caches": self.caches,
+            "unhealthy": self.unhealthy,
+        }
+
+
+def subtree(children: Iterable[tuple[Figures | None, bool]]) -> tuple[int, int]:
+    """The caches of a subtree and how many of them are unhealthy, from this cache's children:
+    each one's last figures (None: it reported none, so it counts alone) and whether its
+    parent, this cache, finds it healthy. Bounded by MAX_FIGURE whatever the children say."""
+    caches, unhealthy = 1, 0
+    for figures, healthy in children:
+        caches += 1 if figures is None else figures.caches
+        unhealthy += (0 if healthy else 1) + (0 if figures is None else figures.unhealthy)
+    caches = min(caches, MAX_FIGURE)
+    return caches, min(unhealthy, caches - 1)
 
 
 def parse_figures(document: object) -> Figures:
-    """The figures of a heartbeat's `figures` object: three integers in 0..MAX_FIGURE, hits no
-    more than requests; anything else (a string, a float, a boolean, markup) is BadFigures."""
+    """The figures of a heartbeat's `figures` object: integers in 0..MAX_FIGURE, hits no more
+    than requests, and (optional, from children that report their subtree) `caches` at least 1
+    and `unhealthy` fewer than `caches`; anything else (a string, a float, a boolean, markup)
+    is BadFigures."""
     if not isinstance(document, Mapping):
         raise BadFigures("figures must be an object of integers")
     values: dict[str, int] = {}
@@ -82,6 +105,13 @@ def parse_figures(document: object) -> Figures:
         values[key] = value
     if values["hits"] > values["requests"]:
         raise BadFigures("figures.hits cannot exceed figures.requests")
+    for key, default in (("caches", 1), ("unhealthy", 0)):
+        value = document.get(key, default)
+        if type(value) is not int or not 0 <= value <= MAX_FIGURE:
+            raise BadFigures(f"figures.{key} must be an integer from 0 to {MAX_FIGURE}")
+        values[key] = value
+    if values["caches"] < 1 or values["unhealthy"] >= values["caches"]:
+        raise BadFigures("figures.caches counts the cache itself; unhealthy ones are fewer")
     return Figures(**values)
 
 

@@ -22,6 +22,7 @@ from proxy.core.history import (
     parse_figures,
     series,
     slots_for,
+    subtree,
 )
 
 S = 1_000_000  # microseconds
@@ -103,12 +104,24 @@ def test_any_samples_give_finite_non_negative_figures_in_range(
     assert len(ring) <= 30
 
 
-def test_figures_are_three_bounded_integers() -> None:
+def test_figures_are_bounded_integers_and_an_older_childs_count_it_alone() -> None:
     assert parse_figures({"requests": 10, "hits": 7, "epoch": 3, "other": "ignored"}) == Figures(
-        10, 7, 3
+        10, 7, 3, caches=1, unhealthy=0
     )
-    top = parse_figures({"requests": MAX_FIGURE, "hits": MAX_FIGURE, "epoch": MAX_FIGURE})
-    assert top.document() == {"requests": MAX_FIGURE, "hits": MAX_FIGURE, "epoch": MAX_FIGURE}
+    most = {"requests": MAX_FIGURE, "hits": MAX_FIGURE, "epoch": MAX_FIGURE}
+    top = parse_figures({**most, "caches": MAX_FIGURE, "unhealthy": MAX_FIGURE - 1})
+    assert top.document() == {**most, "caches": MAX_FIGURE, "unhealthy": MAX_FIGURE - 1}
+
+
+def test_a_subtree_counts_every_cache_below_and_those_its_parents_find_late() -> None:
+    site_a = Figures(0, 0, 0, caches=501, unhealthy=3)  # a site with 500 nodes, 3 of them late
+    quiet = None  # a child that reports no figures counts alone
+    assert subtree([]) == (1, 0)
+    assert subtree([(site_a, True), (quiet, True)]) == (503, 3)
+    assert subtree([(site_a, False), (quiet, False)]) == (503, 5)
+    huge = Figures(0, 0, 0, caches=MAX_FIGURE, unhealthy=MAX_FIGURE - 1)
+    caches, unhealthy = subtree([(huge, False)] * 3)  # liars cannot push it past the bound
+    assert caches == MAX_FIGURE and unhealthy < caches
 
 
 HOSTILE: list[Any] = [
@@ -130,7 +143,7 @@ HOSTILE: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize("field", ["requests", "hits", "epoch"])
+@pytest.mark.parametrize("field", ["requests", "hits", "epoch", "caches", "unhealthy"])
 @pytest.mark.parametrize("value", HOSTILE, ids=repr)
 def test_hostile_figures_are_refused(field: str, value: Any) -> None:
     document = {"requests": 10, "hits": 5, "epoch": 1, field: value}
@@ -139,7 +152,17 @@ def test_hostile_figures_are_refused(field: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "document", [None, [], "figures", 12, {"requests": 1, "hits": 2, "epoch": 0}, {}]
+    "document",
+    [
+        None,
+        [],
+        "figures",
+        12,
+        {"requests": 1, "hits": 2, "epoch": 0},
+        {},
+        {"requests": 1, "hits": 0, "epoch": 0, "caches": 0},
+        {"requests": 1, "hits": 0, "epoch": 0, "caches": 3, "unhealthy": 3},
+    ],
 )
 def test_figures_that_are_not_an_object_of_consistent_totals_are_refused(document: Any) -> None:
     with pytest.raises(BadFigures):

@@ -24,7 +24,7 @@ from support.scripted import Answer, ScriptedOrigin
 
 from outpost.localstack import free_port
 from proxy.app import ProxyApp, create_app
-from proxy.core.history import Figures
+from proxy.core.history import Figures, parse_figures
 from proxy.core.signing import generate_keypair
 from proxy.dashboard import PAGE_SIZE, SharedTotals, health
 from proxy.settings import ProxySettings
@@ -349,6 +349,28 @@ def test_a_proxy_reports_its_own_totals_in_its_heartbeat(plain: Proxy) -> None:
     assert plain.app.dashboard.figures() == Figures(2, 1, 1)
 
 
+def test_the_subtree_counts_every_cache_below_as_the_childrens_heartbeats_report(
+    plain: Proxy,
+) -> None:
+    """A central proxy sees how many caches each site holds below it, and the whole tree."""
+    site_figures = {"requests": 10, "hits": 9, "epoch": 1, "caches": 501, "unhealthy": 2}
+    assert plain.register("site-a", figures=site_figures).status_code == 200
+    assert plain.register("site-b", url="http://site-b:8081").status_code == 200  # no figures
+    assert plain.app.dashboard.figures().caches == 503  # what its own heartbeat reports up
+    twin = plain.twin()
+    assert twin["subtree"] == {"caches": 503, "unhealthy": 2}
+    rows = {row["name"]: row for row in twin["children"]["rows"]}
+    assert (rows["site-a"]["caches"], rows["site-a"]["unhealthy"]) == (501, 2)
+    assert (rows["site-b"]["caches"], rows["site-b"]["unhealthy"]) == (1, 0)
+    page = plain.page()
+    assert "<strong>503</strong> caches" in page and "2 late or expiring" in page
+    quiet = time.time() - 3 * plain.app.settings.heartbeat_seconds  # both go quiet: late
+    registry = plain.app.registry
+    registry.register("site-a", CHILD_URL, now=quiet, figures=parse_figures(site_figures))
+    registry.register("site-b", "http://site-b:8081", now=quiet)
+    assert plain.twin()["subtree"] == {"caches": 503, "unhealthy": 4}
+
+
 def test_the_shared_registry_keeps_a_childs_last_figures(tmp_path: Path) -> None:
     path = tmp_path / "children.sqlite"
     with sqlite3.connect(path) as old:  # a state directory from before the figures
@@ -357,10 +379,10 @@ def test_the_shared_registry_keeps_a_childs_last_figures(tmp_path: Path) -> None
     first, second = Registry(path), Registry(path)  # two worker processes
     try:
         assert first.children()[0].figures is None
-        first.register("node-2", "http://b", figures=Figures(10, 5, 3))
+        first.register("node-2", "http://b", figures=Figures(10, 5, 3, caches=7, unhealthy=1))
         second.register("node-1", "http://a", figures=Figures(1, 1, 1))
         found = {c.name: c.figures for c in second.children()}
-        assert found == {"node-1": Figures(1, 1, 1), "node-2": Figures(10, 5, 3)}
+        assert found == {"node-1": Figures(1, 1, 1), "node-2": Figures(10, 5, 3, 7, 1)}
         first.register("node-2", "http://b")  # a heartbeat without figures
         assert {c.name: c.figures for c in first.children()}["node-2"] is None
     finally:
