@@ -7,9 +7,9 @@ Times are microseconds since the epoch. `initial_age` is the corrected initial a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 
+from proxy.core.dates import parse_http_date
 from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.headers import Headers, get_all, get_first
 
@@ -93,19 +93,6 @@ class Entry:
         return replace(fresh, body=self.body)
 
 
-def parse_http_date(value: bytes | None) -> int | None:
-    """An HTTP-date as µs since the epoch, or None if absent or invalid."""
-    if not value:
-        return None
-    try:
-        moment = parsedate_to_datetime(value.decode("latin-1"))
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:  # the asctime form has no zone and is UTC (RFC 9110 §5.6.7)
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * SECOND
-
-
 def http_date(micros: int) -> bytes:
     return formatdate(micros // SECOND, usegmt=True).encode()
 
@@ -116,12 +103,12 @@ def freshness_lifetime(status: int, cc: CacheControl, headers: Headers) -> int:
         return cc.s_maxage * SECOND
     if cc.max_age is not None:
         return cc.max_age * SECOND
-    expires = get_first(headers, b"expires")
-    if expires is not None:
+    expires = get_all(headers, b"expires")
+    if expires:
         date = parse_http_date(get_first(headers, b"date"))
-        expiry = parse_http_date(expires)
+        expiry = parse_http_date(expires[0]) if len(expires) == 1 else None
         if date is None or expiry is None:
-            return 0  # an invalid Expires means already expired
+            return 0  # an invalid Expires (or several) means already expired (§5.3)
         return max(0, expiry - date)
     last_modified = parse_http_date(get_first(headers, b"last-modified"))
     date = parse_http_date(get_first(headers, b"date"))
