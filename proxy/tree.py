@@ -246,7 +246,7 @@ class FanOut:
                     child.url.rstrip("/") + path, data=payload, headers=headers
                 ) as response:
                     status = response.status
-                    content = await response.content.read(MAX_ANSWER_BYTES + 1)
+                    content = await _read_bounded(response, MAX_ANSWER_BYTES + 1)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 failed.append(child_failure(child, f"{type(exc).__name__}: {exc}"))
                 return
@@ -263,6 +263,19 @@ class FanOut:
 
         await asyncio.gather(*(one(child) for child in children))
         return answers, failed
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The answer's body, or its first `limit` bytes if it is longer. (`content.read(n)`
+    returns what one read brings, which cuts a long answer short.)"""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def child_failure(child: Child, error: str) -> dict[str, str]:
