@@ -93,11 +93,9 @@ async def own_state(store: Store, request: AttestRequest) -> HeldState:
     bodies = await _stored_bodies(store, primary_key(*url.partition("?")[::2]))
     if not bodies:
         return held_state(None, {})
-    states = []
-    for body in bodies:
-        hashes = named_payloads(body) or []
-        held = await _held_payloads(store, hashes)
-        states.append(held_state(body, held))
+    named = dict.fromkeys(h for body in bodies for h in named_payloads(body) or [])
+    held = await _held_payloads(store, list(named))  # once, whichever codings name them
+    states = [held_state(body, held) for body in bodies]
     return next((s for s in states if s.digest != request.expected), states[0])
 
 
