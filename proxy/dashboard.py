@@ -135,9 +135,12 @@ class Dashboard:
     def figures(self) -> Figures:
         """This proxy's totals now (every worker's), its epoch, and its subtree's size: what
         its heartbeat sends."""
-        requests, hits = self.totals.sum(*self.app.tally.totals(), time.time())
+        requests, hits = self._totals()
         caches, unhealthy = self.subtree()
         return Figures(requests, hits, self.app.epoch.value, caches, unhealthy)
+
+    def _totals(self) -> tuple[int, int]:
+        return self.totals.sum(*self.app.tally.totals(), time.time())
 
     def subtree(self) -> tuple[int, int]:
         """The caches below this one (itself included), as its children's heartbeats reported
@@ -152,11 +155,10 @@ class Dashboard:
 
     def sample(self) -> Sample:
         """Take one sample into the ring (the sampler's step; tests call it directly)."""
-        figures = self.figures()
-        at = self.app.clock()
-        cache_bytes = self.app.l1.bytes
-        self.own.add(at, figures.requests, figures.hits, figures.epoch, cache_bytes)
-        return Sample(at, figures.requests, figures.hits, figures.epoch, cache_bytes)
+        requests, hits = self._totals()  # not the subtree: the ring plots this cache alone
+        at, epoch, cache_bytes = self.app.clock(), self.app.epoch.value, self.app.l1.bytes
+        self.own.add(at, requests, hits, epoch, cache_bytes)
+        return Sample(at, requests, hits, epoch, cache_bytes)
 
     async def run(self) -> None:
         """Sample every `dashboard_sample_seconds` until cancelled."""
@@ -209,8 +211,7 @@ class Dashboard:
             "hit_ratio": round(app.metrics.hit_ratio(), 4),
             "samples": [sample.document() for sample in own],
             "series": self.own.series(now, self.every, self.own.size).document(),
-            "subtree": dict(zip(("caches", "unhealthy"), self.subtree(), strict=True)),
-            "children": self._children(now, page),
+            **self._children(now, page),
             "flushes": [record.document() for record in self.flushes.records()],
             "upstreams": app.upstreams.health(),
             "redis": redis,
@@ -218,6 +219,7 @@ class Dashboard:
         }
 
     def _children(self, now: int, page: int) -> dict[str, Any]:
+        """The `children` and `subtree` of the document, from one read of the registry."""
         settings = self.app.settings
         wall = time.time()
         listed = self.app.registry.children(now=wall, expiry=settings.child_expiry_seconds)
@@ -235,7 +237,8 @@ class Dashboard:
         pages = max(1, math.ceil(len(listed) / PAGE_SIZE))
         page = min(max(page, 1), pages)
         shown = states[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        return {
+        caches, unhealthy_caches = subtree((c.figures, state == "ok") for c, _, state in states)
+        kids = {
             "count": len(listed),
             "health": counts,
             "heartbeat_seconds": settings.heartbeat_seconds,
@@ -249,6 +252,7 @@ class Dashboard:
             "per_page": PAGE_SIZE,
             "rows": [self._row(child, age, state, now) for child, age, state in shown],
         }
+        return {"subtree": {"caches": caches, "unhealthy": unhealthy_caches}, "children": kids}
 
     def _row(self, child: Child, age: float, state: str, now: int) -> dict[str, Any]:
         url = redact_url(child.url)
