@@ -93,10 +93,10 @@ def origin_conditions(
     servers: list[str], globaltag: str, run: int, lumi: int, timeout: float
 ) -> list[dict[str, Any]]:
     """The records of the run's resolve answer, from the first origin that answers."""
-    from outpost.client import Client, ClientError
+    from outpost.client import Client, ClientError, ClientSettings
 
     try:
-        with Client(servers=servers) as client:
+        with Client(servers=servers, settings=ClientSettings(timeout=timeout)) as client:
             resolution = client.resolve(globaltag, run, lumi)
     except ClientError as exc:
         raise CommandFailed(f"prepare: the origin's conditions for run {run}: {exc}") from None
