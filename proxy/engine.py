@@ -19,10 +19,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any, assert_never
 
-from proxy.core.directives import parse_cache_control
-from proxy.core.entry import Entry, make_entry
+from proxy.core.entry import Entry, make_entry, response_cache_control
 from proxy.core.frontier import is_frontier_path
-from proxy.core.headers import get_all, get_first, with_via
+from proxy.core.headers import get_first, with_via
 from proxy.core.keys import variant_key
 from proxy.core.memo import remember
 from proxy.core.payloads import (
@@ -151,12 +150,16 @@ class Engine:
         digest = payload_hash(request.key)
         check = None if digest is None else self._payload_check(digest)
         relay_from = None if key in self._read_whole else self.relay_from
+        failed: AllUpstreamsFailed | None = None
         try:
             response = await self.upstreams.fetch(
                 "GET", request.key, headers, check=check, relay_from=relay_from
             )
         except AllUpstreamsFailed as error:
-            return self._after_error(entry, error, fwd)
+            stale = after_error(entry, self.clock(), self.stale_window)
+            if error.answer is None or stale is ErrorVerdict.SERVE_STALE:
+                return self._after_error(entry, error, fwd)
+            failed, response = error, error.answer  # the last upstream's own answer
         except UnsendableRequest as error:  # built from the key alone: the key is at fault
             return Outcome(error=error, fwd=fwd)
         response_time = self.clock()
@@ -190,6 +193,8 @@ class Engine:
         if response.rest is not None:  # over max_object_bytes
             await response.close()
             return Outcome(fwd=fwd, too_large=True)
+        if failed is not None and (digest is not None or not self._storable(request, response)):
+            return Outcome(response=response, error=failed, fwd=fwd)  # passed on as it came
         if digest is not None and response.status != 200:
             response.headers = negative_headers(response.headers, self.negative_ttl)
         if not self._storable(request, response):
@@ -295,7 +300,7 @@ class Engine:
         return outcome
 
     def _storable(self, request: Request, response: UpstreamResponse) -> bool:
-        response_cc = parse_cache_control(*get_all(response.headers, b"cache-control"))
+        response_cc = response_cache_control(response.headers)
         return is_storable(
             "GET",
             response.status,

@@ -103,7 +103,7 @@ class HitPath:
                 return False
             plain = self._plain.get(value)
             if plain is None:
-                plain = plain_request(parse_cache_control(value))
+                plain = plain_request(parse_cache_control(value, request=True))
                 remember(self._plain, value, plain, KEY_MEMO_LIMIT)
             if not plain:
                 return False

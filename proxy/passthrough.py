@@ -71,7 +71,12 @@ class PassThrough:
             response = await self.upstreams.fetch(
                 method, _raw_target(scope), forwarded, body=body, failover_on_5xx=safe
             )
-        except (AllUpstreamsFailed, UnsendableRequest) as error:
+        except AllUpstreamsFailed as error:
+            if error.answer is None:
+                await self.responder.send_error(send, error, status)
+                return None
+            response = error.answer  # every upstream failed: the last one's own answer
+        except UnsendableRequest as error:
             await self.responder.send_error(send, error, status)
             return None
         self.epoch.adopt(response.epoch)

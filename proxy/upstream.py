@@ -52,15 +52,19 @@ class Attempt:
 
 
 class AllUpstreamsFailed(BadGateway):
-    """Every upstream failed; `accepted` lists each attempt (upstream, error)."""
+    """Every upstream failed; `accepted` lists each attempt (upstream, error). `answer` is the
+    last 5xx answer an upstream gave (read whole), if any: once every upstream was tried, a
+    client gets that real answer rather than the proxy's own 502 (RFC 9111 is silent on
+    failover; squid and Varnish pass the origin's error on)."""
 
-    def __init__(self, attempts: list[Attempt]) -> None:
+    def __init__(self, attempts: list[Attempt], answer: UpstreamResponse | None = None) -> None:
         tried = "; ".join(f"{a.upstream}: {a.error}" for a in attempts) or "no upstream configured"
         super().__init__(
             f"every upstream failed ({tried})",
             accepted=[{"upstream": a.upstream, "error": a.error} for a in attempts],
         )
         self.attempts = attempts
+        self.answer = answer
 
 
 class UnsendableRequest(BadRequest):
@@ -174,6 +178,7 @@ class Upstreams:
     ) -> UpstreamResponse:
         """The first good answer for `method target` from the list, with failover."""
         attempts: list[Attempt] = []
+        answer: UpstreamResponse | None = None  # the last 5xx answered, kept whole
         rounds = Rounds(
             self.urls,
             self._breaker,
@@ -203,6 +208,7 @@ class Upstreams:
                 continue
             if response.status >= 500 and failover_on_5xx:
                 await response.close()
+                answer = response if response.rest is None else None
                 attempts.append(self._failed(url, f"status {response.status}", "status"))
                 continue
             problem = check(response) if check and response.rest is None else None
@@ -212,8 +218,8 @@ class Upstreams:
             rounds.succeeded(url)
             _note(redact_url(url), len(attempts) + 1)
             return response
-        _note("-", len(attempts))
-        raise AllUpstreamsFailed(attempts)
+        _note("-" if answer is None else answer.upstream, len(attempts))
+        raise AllUpstreamsFailed(attempts, answer)
 
     async def _send(
         self,

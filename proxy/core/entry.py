@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 
+from proxy.core.age import parse_age
 from proxy.core.dates import parse_http_date
 from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.headers import Headers, get_all, get_first
+from proxy.core.targeted import OUTPOST_CACHE_CONTROL, targeted_cache_control
 
 __all__ = [
     "Entry",
@@ -21,6 +23,7 @@ __all__ = [
     "initial_age",
     "make_entry",
     "parse_http_date",
+    "response_cache_control",
 ]
 
 SECOND = 1_000_000
@@ -63,6 +66,7 @@ class Entry:
     must_revalidate: bool
     stale_while_revalidate: int  # µs
     stale_if_error: int  # µs, from the response's own directive
+    targeted: bool = False  # carries Outpost-Cache-Control: sent on to Outpost tiers only
     serving: Serving | None = None  # set when the proxy keeps it in memory
 
     @property
@@ -97,13 +101,16 @@ def http_date(micros: int) -> bytes:
     return formatdate(micros // SECOND, usegmt=True).encode()
 
 
-def freshness_lifetime(status: int, cc: CacheControl, headers: Headers) -> int:
-    """RFC 9111 §4.2.1 for a shared cache: s-maxage, max-age, Expires - Date, or heuristic."""
+def freshness_lifetime(
+    status: int, cc: CacheControl, headers: Headers, *, targeted: bool = False
+) -> int:
+    """RFC 9111 §4.2.1 for a shared cache: s-maxage, max-age, Expires - Date, or heuristic.
+    Directives from a targeted field (`targeted`) replace Expires too (RFC 9213 §2.2)."""
     if cc.s_maxage is not None:
         return cc.s_maxage * SECOND
     if cc.max_age is not None:
         return cc.max_age * SECOND
-    expires = get_all(headers, b"expires")
+    expires = [] if targeted else get_all(headers, b"expires")
     if expires:
         date = parse_http_date(get_first(headers, b"date"))
         expiry = parse_http_date(expires[0]) if len(expires) == 1 else None
@@ -118,12 +125,19 @@ def freshness_lifetime(status: int, cc: CacheControl, headers: Headers) -> int:
     return 0
 
 
+def response_cache_control(headers: Headers) -> CacheControl:
+    """The directives this cache obeys for a response: its targeted field (RFC 9213:
+    Outpost-Cache-Control, then CDN-Cache-Control), which then replaces Cache-Control and
+    Expires; otherwise Cache-Control."""
+    targeted = targeted_cache_control(headers)
+    if targeted is not None:
+        return targeted
+    return parse_cache_control(*get_all(headers, b"cache-control"))
+
+
 def initial_age(headers: Headers, request_time: int, response_time: int) -> int:
-    """Corrected initial age, RFC 9111 §4.2.3."""
-    age_value = 0
-    raw = get_first(headers, b"age")
-    if raw is not None and raw.strip().isdigit():
-        age_value = int(raw.strip()) * SECOND
+    """Corrected initial age, RFC 9111 §4.2.3; an invalid Age is ignored (§5.1)."""
+    age_value = (parse_age(get_all(headers, b"age")) or 0) * SECOND
     date = parse_http_date(get_first(headers, b"date"))
     apparent = max(0, response_time - date) if date is not None else 0
     corrected = age_value + max(0, response_time - request_time)
@@ -146,17 +160,21 @@ def make_entry(
     epoch: int,
 ) -> Entry:
     headers = _dated(headers, response_time)
-    cc = parse_cache_control(*get_all(headers, b"cache-control"))
+    targeted = targeted_cache_control(headers)
+    cc = targeted or parse_cache_control(*get_all(headers, b"cache-control"))
+    # A shared cache must not store the fields `private="…"` names (RFC 9111 §5.2.2.7), nor
+    # send those `no-cache="…"` names without revalidation (§5.2.2.4): both are left out.
+    omitted = _NOT_STORED.union(cc.private_fields, cc.no_cache_fields)
     named = (token.strip().lower() for v in get_all(headers, b"vary") for token in v.split(b","))
     vary = tuple(sorted({name for name in named if name}))
     return Entry(
         status=status,
-        headers=tuple((k, v) for k, v in headers if k not in _NOT_STORED),
+        headers=tuple((k, v) for k, v in headers if k not in omitted),
         body=body,
         request_time=request_time,
         response_time=response_time,
         epoch=epoch,
-        freshness=freshness_lifetime(status, cc, headers),
+        freshness=freshness_lifetime(status, cc, headers, targeted=targeted is not None),
         initial_age=initial_age(headers, request_time, response_time),
         etag=get_first(headers, b"etag"),
         last_modified=get_first(headers, b"last-modified"),
@@ -166,4 +184,5 @@ def make_entry(
         must_revalidate=cc.must_revalidate or cc.proxy_revalidate or cc.s_maxage is not None,
         stale_while_revalidate=(cc.stale_while_revalidate or 0) * SECOND,
         stale_if_error=(cc.stale_if_error or 0) * SECOND,
+        targeted=any(k == OUTPOST_CACHE_CONTROL for k, _ in headers),
     )

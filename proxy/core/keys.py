@@ -11,7 +11,9 @@ characters (`%0d%0a`: header injection and forged log lines).
 A response's `Vary` adds the request's values of the named fields to the key, as a shared fetch
 forwards them (`proxy.core.shared`): a field it does not forward counts as absent. Accept-Encoding
 is normalised to `gzip` or `identity` (what the origin can actually choose between), so the
-many spellings clients send share two variants instead of one per spelling.
+many spellings clients send share two variants instead of one per spelling; Accept and
+Accept-Language to one spelling of the same preferences (`proxy.core.shared.normalise_list`,
+also what the shared fetch sends), so `fr-CH, fr;q=0.9` and `FR-ch,fr;q=0.900` share one.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from urllib.parse import unquote
 from outpost.errors import BadRequest, OutpostError, echo
 from outpost.urls import canonical
 from proxy.core.headers import Headers, get_all
-from proxy.core.shared import FORWARDED_FIELDS, shared_coding, shared_value
+from proxy.core.shared import FORWARDED_FIELDS, normalise_list, shared_coding
 
 __all__ = ["primary_key", "variant_key"]
 
@@ -65,6 +67,6 @@ def variant_key(primary: str, vary: tuple[bytes, ...], request_headers: Headers)
         if name == b"accept-encoding":
             parts.append(shared_coding(b",".join(values)))
         else:
-            shared = shared_value(b",".join(values))
+            shared = normalise_list(name, b",".join(values))
             parts.append("" if shared is None else shared.decode("ascii"))
     return "\x1f".join(parts)

@@ -16,7 +16,7 @@ import hashlib
 import re
 import zlib
 
-from proxy.core.directives import parse_cache_control
+from proxy.core.entry import response_cache_control
 from proxy.core.headers import Headers, get_all
 
 __all__ = ["PAYLOAD_PREFIX", "negative_headers", "payload_hash", "payload_problem"]
@@ -24,7 +24,10 @@ __all__ = ["PAYLOAD_PREFIX", "negative_headers", "payload_hash", "payload_proble
 PAYLOAD_PREFIX = "/v1/payloads/"
 _HASH = re.compile(r"[0-9a-f]{64}")
 _CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-_DROPPED = frozenset({b"cache-control", b"expires", b"pragma"})
+# what could give a negative answer another lifetime than ours (RFC 9213's targeted fields too)
+_DROPPED = frozenset(
+    {b"cache-control", b"expires", b"pragma", b"outpost-cache-control", b"cdn-cache-control"}
+)
 
 
 def payload_hash(key: str) -> str | None:
@@ -68,7 +71,7 @@ def uncoded(headers: Headers) -> bool:
 def negative_headers(headers: Headers, negative_ttl: int) -> list[tuple[bytes, bytes]]:
     """A negative payload answer's fields as the proxy stores and relays them: freshness capped
     at `negative_ttl` seconds, never immutable (an upstream may not pin a 404 for a year)."""
-    cc = parse_cache_control(*get_all(headers, b"cache-control"))
+    cc = response_cache_control(headers)
     if cc.no_store or cc.private:
         return list(headers)  # never stored anyway
     declared = cc.s_maxage if cc.s_maxage is not None else cc.max_age

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from proxy.core.directives import CacheControl
-from proxy.core.entry import Entry
+from proxy.core.entry import HEURISTIC_STATUSES, Entry
 from proxy.core.headers import Headers, get_all
 
 __all__ = [
-    "CACHEABLE_STATUSES",
     "ErrorVerdict",
     "Lookup",
     "Verdict",
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 SECOND = 1_000_000
-CACHEABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -136,8 +134,13 @@ def is_storable(
     authorized: bool,
 ) -> bool:
     """RFC 9111 §3 for a shared cache; and never an answer that sets a cookie (Varnish's
-    builtin policy): a cookie is one client's state, not something to hand to every client."""
-    if method != "GET" or status not in CACHEABLE_STATUSES:
+    builtin policy): a cookie is one client's state, not something to hand to every client.
+
+    Any final status may be stored when the answer gives it explicit freshness (`max-age`,
+    `s-maxage`, `Expires`, `public`); without it, only the heuristically cacheable statuses
+    (RFC 9110 §15.1), and only when a validator makes the stale entry cheap to revalidate.
+    Partial (206) and 304 answers are never stored as entries (a 304 refreshes one)."""
+    if method != "GET" or status < 200 or status in (206, 304):
         return False
     if any(k == b"set-cookie" for k, _ in response_headers):
         return False
@@ -147,7 +150,7 @@ def is_storable(
     if b"*" in varied:  # `*` may stand anywhere in the list (RFC 9110 §12.5.5)
         return False
     shareable = response.public or response.s_maxage is not None or response.must_revalidate
-    if authorized and not shareable:
+    if authorized and not shareable:  # §3.5
         return False
     explicit = (
         response.max_age is not None
@@ -155,6 +158,8 @@ def is_storable(
         or response.public
         or any(k == b"expires" for k, _ in response_headers)
     )
+    if explicit:
+        return True
     # Without explicit freshness, storing pays only if the entry can be revalidated cheaply.
     validators = any(k in (b"etag", b"last-modified") for k, _ in response_headers)
-    return explicit or validators
+    return status in HEURISTIC_STATUSES and validators

@@ -18,7 +18,8 @@ PURE: dict[str, set[str]] = {
     "origin/query": {"outpost", "origin", "sqlalchemy", "orjson"},
     "outpost/coding.py": set(),
     "outpost/feed.py": {"outpost", "orjson"},
-    "proxy/core": {"outpost", "proxy", "cryptography", "orjson"},  # Ed25519, JSON: no I/O
+    # Ed25519, JSON, structured fields (RFC 8941): no I/O
+    "proxy/core": {"outpost", "proxy", "cryptography", "orjson", "http_sfv"},
     "outpost/client/endpoints.py": {"outpost"},
     "outpost/client/walk.py": {"outpost", "orjson"},
     "outpost/client/answers.py": {"outpost", "orjson"},

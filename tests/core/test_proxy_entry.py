@@ -174,11 +174,13 @@ def test_no_freshness_information_is_a_lifetime_of_zero() -> None:
     assert make_entry({"date": http_date(NOW), "etag": '"v1"'}).freshness == 0
 
 
-def test_a_malformed_max_age_falls_back_to_expires() -> None:
+def test_a_malformed_max_age_makes_the_answer_stale_whatever_expires_says() -> None:
+    # RFC 9111 §4.2.1: "caches are encouraged to consider responses that have invalid
+    # freshness information (e.g., a max-age directive with non-integer content) to be stale"
     entry = make_entry(
         {"date": http_date(NOW), "expires": http_date(at(90)), "cache-control": "max-age=x"}
     )
-    assert entry.freshness == 90 * SECOND
+    assert entry.freshness == 0
 
 
 # --- HTTP-dates --------------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Cache keys: Outpost reads key on their canonical URL, anything else on its path and query
-as sent; `Vary` selects a variant, with Accept-Encoding reduced to gzip or identity."""
+as sent; `Vary` selects a variant, with Accept-Encoding reduced to gzip or identity and Accept
+and Accept-Language to one spelling of the same preferences."""
 
 from __future__ import annotations
 
-import pytest
+from random import Random
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proxy.core.directives import CacheControl
 from proxy.core.keys import primary_key, variant_key
+from proxy.core.shared import MAX_FIELD_BYTES, shared_request_headers
 
 RESOLVE = "/v1/resolve/GT?lumi=3&run=5"
 AE = (b"accept-encoding",)
@@ -190,3 +197,88 @@ def test_several_vary_fields_combine() -> None:
         for lang in (b"de", b"fr")
     }
     assert len(keys) == 4
+
+
+# --- equivalent preferences share a variant -----------------------------------------------
+
+AL = (b"accept-language",)
+
+
+def language(value: bytes) -> str:
+    return variant_key(RESOLVE, AL, [(b"accept-language", value)])
+
+
+def test_equivalent_accept_languages_share_a_variant() -> None:
+    assert language(b"fr-CH, fr;q=0.9, en;q=0.8") == language(b"EN;q=0.8 ,fr-ch,fr;q=0.9")
+
+
+def test_different_weights_select_different_variants() -> None:
+    assert language(b"fr;q=0.9, en;q=0.8") != language(b"fr;q=0.8, en;q=0.9")
+    assert language(b"fr, en;q=0.5") != language(b"fr, en;q=0.6")
+
+
+def test_accept_language_lines_are_joined_before_normalising() -> None:
+    two_lines = variant_key(
+        RESOLVE, AL, [(b"accept-language", b"en;q=0.8"), (b"accept-language", b"fr")]
+    )
+    assert two_lines == language(b"fr, en;q=0.8")
+
+
+def test_equivalent_accepts_share_a_variant() -> None:
+    vary = (b"accept",)
+    assert variant_key(RESOLVE, vary, [(b"accept", b"Application/JSON ;q=1.0")]) == (
+        variant_key(RESOLVE, vary, [(b"accept", b"application/json")])
+    )
+
+
+def test_an_accept_member_with_an_invalid_weight_does_not_select() -> None:
+    vary = (b"accept",)
+    assert variant_key(RESOLVE, vary, [(b"accept", b"application/json, text/*;q=.5")]) == (
+        variant_key(RESOLVE, vary, [(b"accept", b"application/json")])
+    )
+
+
+def test_an_accept_language_with_nothing_valid_selects_the_answer_for_its_absence() -> None:
+    assert language(b"fr;q=7") == variant_key(RESOLVE, AL, [])
+
+
+def test_the_variant_is_keyed_by_what_the_shared_fetch_sends() -> None:
+    value = b"EN;q=0.8 ,fr-ch,fr;q=0.9"
+    sent = dict(
+        shared_request_headers(
+            [(b"accept-language", value)], CacheControl(), frontier=False, own_id=b"x"
+        )
+    )
+    assert language(value) == language(sent[b"accept-language"])
+    assert language(value).endswith(sent[b"accept-language"].decode())
+
+
+tags = st.from_regex(r"[a-z]{1,8}(-[a-z0-9]{1,8})?", fullmatch=True)
+
+
+@given(
+    st.lists(tags, min_size=1, max_size=6, unique=True),
+    st.lists(st.integers(0, 1000), min_size=6, max_size=6, unique=True),
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
+def test_any_permutation_of_distinctly_weighted_members_gives_the_same_key(
+    members: list[str], weights: list[int], random: Random, upper: bool
+) -> None:
+    pairs = [f"{tag};q={weight / 1000:.3f}" for tag, weight in zip(members, weights, strict=False)]
+    shuffled = pairs[:]
+    random.shuffle(shuffled)
+    spelled = " ,  ".join(shuffled)
+    assert language(", ".join(pairs).encode()) == language(
+        (spelled.upper() if upper else spelled).encode()
+    )
+
+
+@given(st.binary(max_size=3000))
+def test_the_varied_part_of_a_key_never_exceeds_the_bound(value: bytes) -> None:
+    key = language(value)
+    assert len(key) <= len(RESOLVE) + 1 + MAX_FIELD_BYTES
+
+
+def test_a_long_value_selects_the_answer_for_its_absence() -> None:
+    assert language(b"de," * 600) == variant_key(RESOLVE, AL, [])

@@ -3,6 +3,7 @@ nothing one client sends beyond them reaches an answer every client is served.""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +11,7 @@ from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.shared import (
     FORWARDED_FIELDS,
     MAX_FIELD_BYTES,
+    normalise_list,
     shared_request_headers,
     shared_value,
 )
@@ -90,3 +92,123 @@ def test_shared_value_is_idempotent(value: bytes) -> None:
     cleaned = shared_value(value)
     if cleaned is not None:
         assert shared_value(cleaned) == cleaned
+
+
+# --- normalise_list: one spelling for the key and the fetch -------------------------------
+
+
+def test_accept_language_loses_white_space_case_and_order_by_weight() -> None:
+    assert normalise_list(b"accept-language", b"EN;q=0.8 ,fr-ch,fr;q=0.9") == (
+        b"fr-ch,fr;q=0.9,en;q=0.8"
+    )
+
+
+def test_accept_language_members_of_equal_weight_keep_the_client_order() -> None:
+    # RFC 9110 §12.5.4: some recipients read the order of equal weights as a priority.
+    assert normalise_list(b"accept-language", b"fr, en") == b"fr,en"
+    assert normalise_list(b"accept-language", b"en, fr") == b"en,fr"
+
+
+@pytest.mark.parametrize(
+    ("weight", "rendered"),
+    [
+        ("1", b"de"),
+        ("1.000", b"de"),
+        ("1.", b"de"),
+        ("0.5", b"de;q=0.5"),
+        ("0.500", b"de;q=0.5"),
+        ("0.05", b"de;q=0.05"),
+        ("0.001", b"de;q=0.001"),
+        ("0", b"de;q=0"),
+        ("0.000", b"de;q=0"),
+    ],
+)
+def test_a_weight_takes_one_spelling(weight: str, rendered: bytes) -> None:
+    assert normalise_list(b"accept-language", f"de;q={weight}".encode()) == rendered
+    assert normalise_list(b"accept-language", f"DE ; Q={weight}".encode()) == rendered
+
+
+def test_a_weight_of_zero_is_kept() -> None:
+    # "not acceptable" is a preference: dropped, it would read as "no opinion".
+    assert normalise_list(b"accept-language", b"en;q=0, de") == b"de,en;q=0"
+
+
+@pytest.mark.parametrize("weight", ["2", "1.5", "1.0001", "0.1234", "-1", "", "x", ".5"])
+def test_a_member_with_an_invalid_weight_is_dropped(weight: str) -> None:
+    assert normalise_list(b"accept-language", f"fr;q={weight}, de".encode()) == b"de"
+
+
+@pytest.mark.parametrize(
+    "member", [";", ";q=1", "fr_CH", "toolonglanguage", "fr;level=1", "fr;q=1;q=1", "1fr"]
+)
+def test_an_invalid_language_member_is_dropped(member: str) -> None:
+    assert normalise_list(b"accept-language", f"{member}, de".encode()) == b"de"
+
+
+def test_a_value_with_nothing_valid_is_absent() -> None:
+    assert normalise_list(b"accept-language", b"fr;q=5") is None
+    assert normalise_list(b"accept", b"html") is None
+
+
+def test_accept_loses_white_space_and_the_case_of_types_and_parameter_names() -> None:
+    assert normalise_list(b"accept", b"Text/HTML ; Level=1 ;Q=0.50 ,  application/json") == (
+        b"text/html;level=1;q=0.5,application/json"
+    )
+
+
+def test_accept_keeps_the_case_of_parameter_values_and_its_order() -> None:
+    # RFC 9110 §8.3.1: parameter values may be case-sensitive; Accept's order is not sorted.
+    assert normalise_list(b"accept", b"b/b;v=ABC, a/a") == b"b/b;v=ABC,a/a"
+
+
+def test_a_quoted_parameter_value_keeps_its_commas() -> None:
+    assert normalise_list(b"accept", b'a/b;c="x, y", c/d') == b'a/b;c="x, y",c/d'
+
+
+@pytest.mark.parametrize("member", [";", ";q=1", "html", "a/b;c = 1", "a/b;q=2", "a/b c", "a/b;c"])
+def test_an_invalid_accept_member_is_dropped(member: str) -> None:
+    assert normalise_list(b"accept", f"{member}, text/xml".encode()) == b"text/xml"
+
+
+def test_other_fields_are_only_trimmed() -> None:
+    assert normalise_list(b"x-frontier-id", b"  CMSSW pid=7 ") == b"CMSSW pid=7"
+
+
+@pytest.mark.parametrize("name", [b"accept", b"accept-language", b"x-frontier-id"])
+def test_control_bytes_make_a_value_unusable(name: bytes) -> None:
+    assert normalise_list(name, b"de\x01") is None
+    assert normalise_list(name, b"de\xff") is None
+
+
+def test_a_value_too_long_to_parse_is_unusable() -> None:
+    assert normalise_list(b"accept-language", b" " * 5000 + b"de") is None
+
+
+def test_a_result_over_the_bound_is_unusable() -> None:
+    assert normalise_list(b"accept-language", b",".join([b"de"] * 600)) is None
+
+
+def test_the_shared_fetch_sends_the_normalised_value() -> None:
+    sent = shared([(b"accept-language", b"EN;q=0.8 ,fr-ch"), (b"accept", b"Text/XML ")])
+    assert sent[b"accept-language"] == b"fr-ch,en;q=0.8"
+    assert sent[b"accept"] == b"text/xml"
+
+
+languages = st.from_regex(r"[a-z]{1,8}(-[a-z0-9]{1,8})?", fullmatch=True)
+
+
+@given(st.lists(st.tuples(languages, st.integers(0, 1000)), min_size=1, max_size=6))
+def test_accept_language_normalisation_is_idempotent(members: list[tuple[str, int]]) -> None:
+    value = ", ".join(f"{tag};q={q / 1000:.3f}" for tag, q in members).encode()
+    once = normalise_list(b"accept-language", value)
+    assert once is not None
+    assert normalise_list(b"accept-language", once) == once
+
+
+@given(st.binary(max_size=200), st.sampled_from(sorted(FORWARDED_FIELDS - {b"accept-encoding"})))
+def test_a_normalised_value_is_always_sendable(value: bytes, name: bytes) -> None:
+    normal = normalise_list(name, value)
+    if normal is not None:
+        assert 0 < len(normal) <= MAX_FIELD_BYTES
+        assert normal == normal.strip()
+        assert all(0x20 <= byte < 0x7F for byte in normal)

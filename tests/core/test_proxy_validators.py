@@ -1,12 +1,15 @@
-"""Client conditionals answered from a stored entry (RFC 9110 §13.1.1, §13.1.3, §13.2.2)."""
+"""Client conditionals answered from a stored entry (RFC 9110 §13.1.1, §13.1.3, §13.2.2), and
+entity-tag syntax and comparison (RFC 9110 §8.8.3)."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.core import entry as entry_module
 from proxy.core.entry import Entry
-from proxy.core.validators import not_modified
+from proxy.core.validators import not_modified, parse_entity_tags, strong_match, weak_match
 
 SECOND = 1_000_000
 NOW = 1_800_000_000 * SECOND
@@ -121,3 +124,135 @@ def test_only_a_stored_200_is_answered_304(status: int) -> None:
     assert not not_modified(entry, b'"v1"', None)
     assert not not_modified(entry, b"*", None)
     assert not not_modified(entry, None, AFTER.encode())
+
+
+# --- entity-tag syntax (RFC 9110 §8.8.3) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["v1", "W/v1", "'v1'", '"v1', 'w/"v1"', '"a" "v1"', '"a"x'])
+def test_a_malformed_if_none_match_matches_nothing(value: str) -> None:
+    assert not inm(value)
+
+
+@pytest.mark.parametrize("value", ['v1, "v1"', '"v1", v1', '*, "v1"', '"v1" "v1"'])
+def test_a_list_with_a_malformed_member_matches_nothing(value: str) -> None:
+    assert not inm(value)
+
+
+@pytest.mark.parametrize("stored", ["v1", "W/v1", '"v1', ""])
+def test_a_stored_etag_that_is_not_an_entity_tag_never_matches(stored: str) -> None:
+    entry = make_entry({"etag": stored})
+    assert not inm('"v1"', entry)
+    assert not inm(f'"{stored}"', entry)
+    assert not inm(stored or '""', entry)
+
+
+def test_star_still_matches_a_stored_malformed_etag() -> None:
+    assert inm("*", make_entry({"etag": "v1"}))
+
+
+def test_a_quoted_tag_may_hold_a_comma() -> None:
+    assert inm('"a,b"', make_entry({"etag": '"a,b"'}))
+    assert not inm('"a,b"', make_entry({"etag": '"a"'}))
+
+
+def test_an_empty_opaque_tag_is_a_valid_tag() -> None:
+    assert inm('""', make_entry({"etag": '""'}))
+
+
+def test_an_empty_if_none_match_matches_nothing() -> None:
+    assert not inm("")
+    assert not inm(",")
+
+
+def test_if_none_match_trailing_comma_is_tolerated() -> None:
+    assert inm('"v1",')
+
+
+def test_a_malformed_if_none_match_still_disables_if_modified_since() -> None:
+    # RFC 9110 §13.1.3: If-Modified-Since counts only without If-None-Match.
+    assert not not_modified(TAGGED, b"v1", AFTER.encode())
+
+
+# --- methods -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_get_and_head_are_answered_304(method: str) -> None:
+    assert not_modified(TAGGED, b'"v1"', None, method=method)
+    assert not_modified(TAGGED, None, AFTER.encode(), method=method)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+def test_other_methods_are_never_answered_304(method: str) -> None:
+    assert not not_modified(TAGGED, b'"v1"', None, method=method)
+    assert not not_modified(TAGGED, b"*", None, method=method)
+    assert not not_modified(TAGGED, None, AFTER.encode(), method=method)
+
+
+# --- comparison functions (RFC 9110 §8.8.3.2's table) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "strong", "weak"),
+    [
+        (b'W/"1"', b'W/"1"', False, True),
+        (b'W/"1"', b'W/"2"', False, False),
+        (b'W/"1"', b'"1"', False, True),
+        (b'"1"', b'"1"', True, True),
+    ],
+)
+def test_the_comparison_table_of_rfc_9110(a: bytes, b: bytes, strong: bool, weak: bool) -> None:
+    assert strong_match(a, b) is strong
+    assert strong_match(b, a) is strong
+    assert weak_match(a, b) is weak
+    assert weak_match(b, a) is weak
+
+
+@pytest.mark.parametrize("bad", [b"1", b"W/1", b'"1', b"*", b"", b'w/"1"'])
+def test_a_malformed_tag_matches_nothing_either_way(bad: bytes) -> None:
+    for other in (bad, b'"1"', b'W/"1"'):
+        assert not strong_match(bad, other)
+        assert not weak_match(bad, other)
+        assert not weak_match(other, bad)
+
+
+def test_opaque_tags_compare_character_by_character() -> None:
+    assert not weak_match(b'"a"', b'"A"')
+    assert weak_match(b' "a" ', b'"a"')
+
+
+def test_parse_entity_tags_returns_the_tags_in_order() -> None:
+    assert parse_entity_tags(b' "a" ,, W/"b",') == (b'"a"', b'W/"b"')
+    assert parse_entity_tags(b" * ") == (b"*",)
+    assert parse_entity_tags(b"a") is None
+
+
+opaque = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='"'), max_size=8
+)
+
+
+@given(opaque, opaque, st.booleans(), st.booleans())
+def test_weak_match_is_strong_match_without_the_weak_flags(
+    a: str, b: str, weak_a: bool, weak_b: bool
+) -> None:
+    tag_a = (("W/" if weak_a else "") + f'"{a}"').encode()
+    tag_b = (("W/" if weak_b else "") + f'"{b}"').encode()
+    assert weak_match(tag_a, tag_b) == strong_match(f'"{a}"'.encode(), f'"{b}"'.encode())
+    assert strong_match(tag_a, tag_b) == (a == b and not weak_a and not weak_b)
+
+
+@given(st.lists(st.tuples(opaque, st.booleans()), min_size=1, max_size=5), st.data())
+def test_if_none_match_matches_exactly_when_a_listed_tag_matches_weakly(
+    tags: list[tuple[str, bool]], data: st.DataObject
+) -> None:
+    stored = data.draw(opaque)
+    entry = make_entry({"etag": f'"{stored}"'})
+    value = ", ".join(("W/" if weak else "") + f'"{tag}"' for tag, weak in tags)
+    assert inm(value, entry) == any(tag == stored for tag, _ in tags)
+
+
+@given(st.binary(max_size=40))
+def test_arbitrary_if_none_match_values_never_fail(value: bytes) -> None:
+    not_modified(TAGGED, value, None)
