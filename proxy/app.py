@@ -37,6 +37,7 @@ from proxy.core.frontier import is_frontier_path
 from proxy.core.serving import hit_headers, prepare
 from proxy.core.signing import Signer
 from proxy.core.status import cache_status
+from proxy.core.targeted import TIER_AGENT
 from proxy.dashboard import Dashboard
 from proxy.engine import Engine
 from proxy.epoch import EpochState
@@ -90,7 +91,7 @@ class ProxyApp:
         self.client = upstream_client or AiohttpClient(
             connect_timeout=settings.connect_timeout_seconds,
             read_timeout=settings.read_timeout_seconds,
-            user_agent=f"outpost-proxy/{settings.name}",
+            user_agent=TIER_AGENT.decode() + settings.name,
         )
         self.redis = None
         if settings.redis and settings.shared_tier_key and store is None:
@@ -314,9 +315,9 @@ class ProxyApp:
             self.tally.count("hit", time.perf_counter() - started, len(body))
             return
         cache_control = _request_cache_control(special, frontier=is_frontier_path(key))
-        if cache_control.no_store or any(
-            k in (b"authorization", b"cookie", b"range") for k, _ in special
-        ):  # this client's own request (RFC 9111 §5.2.1.5: nothing of it is stored)
+        if cache_control.no_store or any(k == b"cookie" for k, _ in special):
+            # this client's own request (RFC 9111 §5.2.1.5: nothing of it is stored; a cookie
+            # is one client's state, never part of a shared fetch)
             await self.pass_through.forward(scope, send, scope["method"], headers, None)
             return
         request = Request(

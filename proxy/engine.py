@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any, assert_never
 
+from outpost.errors import GatewayTimeout
 from proxy.core.entry import Entry, make_entry, response_cache_control
 from proxy.core.frontier import is_frontier_path
 from proxy.core.headers import get_first, with_via
@@ -35,10 +37,11 @@ from proxy.core.policy import ErrorVerdict, Verdict, after_error, is_storable, l
 from proxy.core.results import Fwd, fwd_of
 from proxy.core.serving import prepare
 from proxy.core.shared import shared_request_headers
+from proxy.core.validators import head_matches
 from proxy.epoch import EpochState
 from proxy.flights import Flights, Outcome, Relay, Request
 from proxy.metrics import ProxyMetrics
-from proxy.storage.base import VaryMarker
+from proxy.storage.base import MARKER_SECONDS, VaryMarker
 from proxy.storage.tiered import TieredStore
 from proxy.upstream import (
     AllUpstreamsFailed,
@@ -92,18 +95,29 @@ class Engine:
 
     # --- lookup ----------------------------------------------------------------------------
 
-    async def find(self, request: Request) -> tuple[str, Entry | None]:
-        """The variant key for `request` and the entry stored under it, if any."""
+    async def find(self, request: Request) -> tuple[str, Entry | None, int]:
+        """The variant key for `request`, the entry stored under it, if any, and when the URL
+        was last invalidated (its `VaryMarker`'s, µs; 0 if never)."""
         stored = await self.store.get(request.key)
         if isinstance(stored, VaryMarker):
             key = variant_key(request.key, stored.vary, request.headers)
             found = await self.store.get(key)
-            return key, found if isinstance(found, Entry) else None
-        return request.key, stored
+            usable = isinstance(found, Entry) and not stored.hides(found)
+            return key, found if usable else None, stored.invalidated  # type: ignore[return-value]
+        return request.key, stored, 0
 
     async def resolve(self, request: Request) -> tuple[Outcome, bool]:
-        """What to serve for a cacheable request, and whether it came from the cache."""
-        key, entry = await self.find(request)
+        """What to serve for a cacheable request, and whether it came from the cache.
+
+        Most fetches are shared: one per key, whatever waits for it, from fields the key
+        selects. Three are a request's own (`_own_flight`): one with credentials, always
+        fetched for it alone (§3.5); a conditional one with nothing stored, whose validators
+        go up as sent (shared only with requests that send the same); a HEAD whose stored GET
+        answer must be revalidated, asked with a HEAD (§4.3.5)."""
+        key, entry, invalidated = await self.find(request)
+        authorized = _authorized(request)
+        if authorized:
+            entry = None  # a stored answer may be another user's view: always asked again
         now = self.clock()
         decision = lookup(request.method, request.cache_control, entry, now, self.epoch.value)
         fwd = fwd_of(decision)
@@ -113,12 +127,16 @@ class Engine:
                 return Outcome(entry=entry, fwd=fwd), True
             case Verdict.STALE:
                 assert entry is not None
-                self.flights.start(key, fwd, self._fetcher(key, request, entry, fwd))
+                self.flights.start(key, fwd, self._fetcher(key, request, entry, fwd, invalidated))
                 self.metrics.stale_served.labels("while-revalidate").inc()
                 return Outcome(entry=entry, fwd=fwd), True
+            case Verdict.UNAVAILABLE:
+                detail = "nothing stored answers it, and the request said only-if-cached"
+                return Outcome(error=GatewayTimeout(detail), fwd=fwd), False  # §5.2.1.7
             case Verdict.MISS | Verdict.REVALIDATE:
-                fetch = self._fetcher(key, request, entry, fwd)
-                outcome = await self.flights.join(key, fwd, fetch)
+                own = _own_flight(request, entry, authorized)
+                fetch = self._fetcher(key, request, entry, fwd, invalidated, own is not None)
+                outcome = await self.flights.join(key if own is None else own, fwd, fetch)
                 if outcome.collapsed and not self.flights.suits(request, outcome):
                     return await self.resolve(request)  # its own variant: now it has a marker
                 return outcome, False
@@ -130,10 +148,16 @@ class Engine:
     # --- fetches ---------------------------------------------------------------------------
 
     def _fetcher(
-        self, key: str, request: Request, entry: Entry | None, fwd: Fwd
+        self,
+        key: str,
+        request: Request,
+        entry: Entry | None,
+        fwd: Fwd,
+        invalidated: int = 0,
+        own: bool = False,
     ) -> Callable[[asyncio.Future[Outcome]], Coroutine[Any, Any, Outcome]]:
         def fetch(result: asyncio.Future[Outcome]) -> Coroutine[Any, Any, Outcome]:
-            return self._fetch(key, request, entry, fwd, result)
+            return self._fetch(key, request, entry, fwd, result, invalidated, own)
 
         return fetch
 
@@ -144,16 +168,19 @@ class Engine:
         entry: Entry | None,
         fwd: Fwd,
         result: asyncio.Future[Outcome],
+        invalidated: int = 0,
+        own: bool = False,
     ) -> Outcome:
-        headers = self._upstream_headers(request, entry)
+        headers = self._upstream_headers(request, entry, own)
+        method = "HEAD" if own and request.method == "HEAD" and entry is not None else "GET"
         request_time = self.clock()
         digest = payload_hash(request.key)
-        check = None if digest is None else self._payload_check(digest)
-        relay_from = None if key in self._read_whole else self.relay_from
+        check = None if digest is None or method == "HEAD" else self._payload_check(digest)
+        relay_from = None if key in self._read_whole or own else self.relay_from
         failed: AllUpstreamsFailed | None = None
         try:
             response = await self.upstreams.fetch(
-                "GET", request.key, headers, check=check, relay_from=relay_from
+                method, request.key, headers, check=check, relay_from=relay_from
             )
         except AllUpstreamsFailed as error:
             stale = after_error(entry, self.clock(), self.stale_window)
@@ -165,10 +192,15 @@ class Engine:
         response_time = self.clock()
         self.epoch.adopt(response.epoch)
         if response.relayed:
-            return await self._relay(key, request, response, digest, request_time, fwd, result)
+            return await self._relay(
+                key, request, response, digest, request_time, fwd, result, invalidated
+            )
         self._read_whole.pop(key, None)
         self.metrics.upstream_bytes.inc(len(response.body))
         epoch = self.epoch.value
+        if method == "HEAD":
+            assert entry is not None
+            return await self._freshen(key, request, entry, response, request_time, fwd)
         if response.status == 304 and entry is not None:
             refreshed = entry.refreshed(response.headers, request_time, response_time, epoch)
             if digest is not None and refreshed.status != 200:
@@ -179,7 +211,7 @@ class Engine:
                 return Outcome(
                     entry=refreshed, fwd=fwd, response=_status_only(response), warning=warning
                 )
-            variant = await self._put(key, request, refreshed)
+            variant = await self._put(key, request, refreshed, invalidated)
             self.metrics.revalidations.labels("304").inc()
             return Outcome(
                 entry=refreshed,
@@ -202,7 +234,7 @@ class Engine:
         fresh = self._entry(
             response.status, response.headers, response.body, request_time, response_time, epoch
         )
-        variant = await self._put(key, request, fresh)
+        variant = await self._put(key, request, fresh, invalidated)
         return Outcome(
             entry=fresh,
             fwd=fwd,
@@ -221,6 +253,7 @@ class Engine:
         request_time: int,
         fwd: Fwd,
         result: asyncio.Future[Outcome],
+        invalidated: int,
     ) -> Outcome:
         """Hand a large answer to the waiters now and feed them its bytes as they arrive;
         store it once it is complete and has passed its check."""
@@ -266,7 +299,7 @@ class Engine:
             self.clock(),
             self.epoch.value,
         )
-        variant = await self._put(key, request, fresh)
+        variant = await self._put(key, request, fresh, invalidated)
         return replace(outcome, entry=fresh, stored=True, variant=variant)
 
     def _entry(
@@ -299,6 +332,34 @@ class Engine:
         log.warning("relayed answer for %s broke off: %s", key[:200], problem)
         return outcome
 
+    async def _freshen(
+        self,
+        key: str,
+        request: Request,
+        entry: Entry,
+        response: UpstreamResponse,
+        request_time: int,
+        fwd: Fwd,
+    ) -> Outcome:
+        """A HEAD's answer updates the stored GET answer it matches (RFC 9111 §4.3.5), as a 304
+        would; one that does not match makes it stale, and the HEAD's answer is served."""
+        if response.status == 200 and head_matches(entry, response.headers):
+            refreshed = entry.refreshed(
+                response.headers, request_time, self.clock(), self.epoch.value
+            )
+            refreshed = prepare(refreshed, self.name)
+            variant = await self._put(key, request, refreshed)
+            return Outcome(
+                entry=refreshed,
+                fwd=fwd,
+                stored=True,
+                response=_status_only(response),
+                variant=variant,
+            )
+        if response.status == 200:
+            await self.store.delete(key)
+        return Outcome(response=response, fwd=fwd)
+
     def _storable(self, request: Request, response: UpstreamResponse) -> bool:
         response_cc = response_cache_control(response.headers)
         return is_storable(
@@ -307,7 +368,7 @@ class Engine:
             request.cache_control,
             response_cc,
             response.headers,
-            authorized=False,
+            authorized=_authorized(request),
         )
 
     def _payload_check(self, digest: str) -> Callable[[UpstreamResponse], str | None]:
@@ -334,23 +395,33 @@ class Engine:
             return Outcome(entry=entry, error=error, fwd=Fwd.STALE)
         return Outcome(error=error, fwd=fwd)
 
-    async def _put(self, key: str, request: Request, entry: Entry) -> str:
-        """Store `entry` (and, if it varies, the marker that says on what); its key."""
+    async def _put(self, key: str, request: Request, entry: Entry, invalidated: int = 0) -> str:
+        """Store `entry` (and, if it varies, the marker that says on what, keeping when the URL
+        was last invalidated: older variants stay hidden); its key."""
         keep_for = (entry.freshness + max(self.stale_window, entry.stale_if_error)) // SECOND + 1
         if entry.vary:
-            await self.store.put(request.key, VaryMarker(entry.vary), keep_for)
+            marker = VaryMarker(entry.vary, invalidated)
+            await self.store.put(request.key, marker, max(keep_for, MARKER_SECONDS))
             key = variant_key(request.key, entry.vary, request.headers)
         await self.store.put(key, entry, keep_for)
         return key
 
-    def _upstream_headers(self, request: Request, entry: Entry | None) -> list[tuple[bytes, bytes]]:
-        """A shared fetch's fields: from the key and the variant, never one client's others."""
+    def _upstream_headers(
+        self, request: Request, entry: Entry | None, own: bool = False
+    ) -> list[tuple[bytes, bytes]]:
+        """A shared fetch's fields: from the key and the variant, never one client's others.
+        A request's own fetch adds its credentials and, with nothing stored, its validators."""
         frontier = is_frontier_path(request.key)
         asked = request.cache_control
         headers = shared_request_headers(
             request.headers, asked, frontier=frontier, own_id=self._own_id
         )
-        if entry is not None and not asked.no_cache:  # a reload fetches the whole answer again
+        if own:
+            names = (b"authorization",) if entry is not None else _OWN_FIELDS
+            headers += [(k, v.strip(b" \t")) for k, v in request.headers if k in names]
+        elif entry is not None and not (asked.no_cache and frontier):
+            # RFC 9111 §5.2.1.4: a request's no-cache is a validation, not a new fetch; a
+            # Frontier client's hard refresh (`Pragma: no-cache`) fetches it whole, as squid
             if entry.etag is not None:
                 headers.append((b"if-none-match", entry.etag))
             if entry.last_modified is not None:
@@ -359,6 +430,30 @@ class Engine:
 
     async def close(self) -> None:
         await self.flights.close()
+
+
+_OWN_FIELDS = frozenset({b"authorization", b"if-none-match", b"if-modified-since"})
+_own_fetches = itertools.count()
+
+
+def _authorized(request: Request) -> bool:
+    return any(k == b"authorization" for k, _ in request.headers)
+
+
+def _own_flight(request: Request, entry: Entry | None, authorized: bool) -> str | None:
+    """The flight key of a request that cannot share the key's fetch, or None when it can:
+    credentials are this request's alone; a conditional request with nothing stored shares
+    only with requests of the same conditions; a HEAD revalidates with a HEAD."""
+    if authorized:
+        return f"{request.key}\x00own {next(_own_fetches)}"
+    if entry is None:
+        conditions = [v for k, v in request.headers if k in _OWN_FIELDS]
+        if conditions:
+            return f"{request.key}\x00if " + b"\x00".join(conditions).decode("latin-1")
+        return None
+    if request.method == "HEAD":
+        return f"{request.key}\x00head"
+    return None
 
 
 def _status_only(response: UpstreamResponse) -> UpstreamResponse:

@@ -53,6 +53,7 @@ SPECIAL = frozenset(
         b"authorization",
         b"cookie",
         b"range",
+        b"if-range",
     }
 )
 
@@ -119,9 +120,9 @@ class HitPath:
         if special and not self.plain(special):
             return None
         _, entry = self._in_memory(key, headers)
-        if type(entry) is Entry and entry.serving is not None:
+        if type(entry) is Entry and entry.serving is not None and not entry.targeted:
             return entry if fresh_hit(entry, now, self.epoch.value) else None
-        return None
+        return None  # (a targeted entry's answer depends on the client: `proxy.responses`)
 
     def answer_hit(
         self,
@@ -226,8 +227,11 @@ class HitPath:
         `find` does over every tier."""
         stored = self.memory.peek(key)
         if type(stored) is VaryMarker:
-            key = variant_key(key, stored.vary, headers)
+            marker = stored
+            key = variant_key(key, marker.vary, headers)
             stored = self.memory.peek(key)
+            if marker.invalidated and marker.hides(stored):
+                return key, None
         return key, stored
 
     def _protocol_key(self, target: bytes, client: tuple[str, int] | None) -> str | None:

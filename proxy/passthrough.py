@@ -12,14 +12,17 @@ from starlette.types import Message, Receive, Scope, Send
 from outpost.errors import PayloadTooLarge
 from proxy.core.directives import CacheControl
 from proxy.core.headers import end_to_end, with_via
+from proxy.core.invalidation import invalidated_keys, invalidates
 from proxy.core.results import Fwd
 from proxy.core.status import cache_status
+from proxy.core.targeted import from_outpost_tier
 from proxy.epoch import EpochState
 from proxy.flights import Outcome, Request
 from proxy.metrics import Tally
 from proxy.responses import Responder, http_1_0
+from proxy.storage.base import MARKER_SECONDS, VaryMarker
 from proxy.storage.tiered import TieredStore
-from proxy.upstream import AllUpstreamsFailed, UnsendableRequest, Upstreams
+from proxy.upstream import AllUpstreamsFailed, UnsendableRequest, UpstreamResponse, Upstreams
 
 __all__ = ["PassThrough"]
 
@@ -48,9 +51,21 @@ class PassThrough:
         except PayloadTooLarge as error:
             await self.responder.send_error(send, error, cache_status(self.name, fwd="method"))
             return
-        status = await self.forward(scope, send, scope["method"], scope["headers"], body)
-        if status is not None and 200 <= status < 400:
-            await self.store.delete(key)  # RFC 9111 §4.4
+        answer = await self.forward(scope, send, scope["method"], scope["headers"], body)
+        if answer is not None and invalidates(answer.status):
+            host = next((v for k, v in scope["headers"] if k == b"host"), None)
+            for invalid in invalidated_keys(key, host, answer.headers):
+                await self._invalidate(invalid)
+
+    async def _invalidate(self, key: str) -> None:
+        """Make what is stored for `key` unusable (RFC 9111 §4.4): the entry goes; a varied
+        URL's marker stays and hides every variant stored until now."""
+        stored = await self.store.get(key)
+        if isinstance(stored, VaryMarker):
+            marker = VaryMarker(stored.vary, invalidated=self.responder.clock())
+            await self.store.put(key, marker, MARKER_SECONDS)
+        else:
+            await self.store.delete(key)
 
     async def forward(
         self,
@@ -59,8 +74,9 @@ class PassThrough:
         method: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes | None,
-    ) -> int | None:
-        """Send the client's request upstream and its answer back; the answer's status."""
+    ) -> UpstreamResponse | None:
+        """Send the client's request upstream and its answer back; the answer (its body may
+        have been streamed), or None when none came."""
         # this client's own request, never stored: its fields go up as sent, trimmed of the
         # white space the upstream client would refuse
         trimmed = [(k, v.strip(b" \t")) for k, v in end_to_end(headers, drop=(b"host",))]
@@ -83,9 +99,10 @@ class PassThrough:
         # answered as the client asked: a HEAD that was fetched as a GET gets no body
         request = Request(scope["method"], "", headers, _NO_CACHE)
         outcome = Outcome(response=response, fwd=Fwd.BYPASS)
-        await self.responder.send_upstream(send, request, outcome, status, http_1_0(scope))
+        tier = from_outpost_tier(headers)
+        await self.responder.send_upstream(send, request, outcome, status, http_1_0(scope), tier)
         self.tally.count("pass", 0.0, len(response.body))
-        return response.status
+        return response
 
 
 def _raw_target(scope: Scope) -> str:

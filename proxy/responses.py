@@ -20,10 +20,20 @@ from collections.abc import Callable
 from starlette.types import Scope, Send
 
 from outpost.errors import BadGateway, OutpostError
+from proxy.core.entry import Entry
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import get_all, get_first, with_via
+from proxy.core.ranges import (
+    Partial,
+    Unsatisfiable,
+    if_range_holds,
+    parse_range,
+    partial_headers,
+    unsatisfiable_headers,
+)
 from proxy.core.serving import entry_headers
 from proxy.core.status import cache_status, chain
+from proxy.core.targeted import OUTPOST_CACHE_CONTROL, from_outpost_tier
 from proxy.core.validators import not_modified
 from proxy.epoch import EpochState
 from proxy.flights import Outcome, RelayBroken, Request
@@ -38,6 +48,7 @@ STALE_WARNING = (b"warning", b'111 - "Revalidation Failed"')  # served stale: up
 _NOT_RELAYED = frozenset({b"cache-status", EPOCH_HEADER})  # each proxy writes its own
 _NOT_RELAYED_COLLAPSED = _NOT_RELAYED | {b"set-cookie"}
 _LENGTH = frozenset({b"content-length"})
+_BODY_FIELDS = frozenset({b"content-type", b"content-encoding"})
 
 
 class BodyAborted(Exception):
@@ -76,37 +87,45 @@ class Responder:
     ) -> None:
         """Answer `request` from `outcome`, with our Cache-Status entry `status`."""
         entry = outcome.entry
+        tier = from_outpost_tier(scope["headers"])
         if entry is not None:
             headers = entry_headers(entry, self.clock(), status, self.name, self.epoch.value)
+            if entry.targeted and tier:  # left out of every other client's answer
+                headers += [(k, v) for k, v in entry.headers if k == OUTPOST_CACHE_CONTROL]
             if outcome.error is not None or outcome.warning is not None:
                 headers.append(STALE_WARNING)
             inm = next((v for k, v in special if k == b"if-none-match"), None)
             ims = next((v for k, v in special if k == b"if-modified-since"), None)
-            if (inm or ims) and not_modified(entry, inm, ims):
+            if (inm or ims) and not_modified(entry, inm, ims, method=request.method):
                 start = {"type": "http.response.start", "status": 304}
                 await send({**start, "headers": no_body_headers(headers, http_1_0(scope))})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            body = b"" if request.method == "HEAD" else entry.body
-            await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+            status_code, body = entry.status, entry.body
+            wanted = next((v for k, v in special if k == b"range"), None)
+            if wanted is not None and request.method == "GET" and entry.status == 200:
+                status_code, headers, body = ranged(entry, headers, wanted, special)
+            if request.method == "HEAD":
+                body = b""
+            await send({"type": "http.response.start", "status": status_code, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         if outcome.relay is not None:
-            await self._send_relayed(send, request, outcome, status)
+            await self._send_relayed(send, request, outcome, status, tier)
             return
         if outcome.response is not None:
-            await self.send_upstream(send, request, outcome, status, http_1_0(scope))
+            await self.send_upstream(send, request, outcome, status, http_1_0(scope), tier)
             return
         await self.send_error(send, outcome.error or OutpostError("no answer"), status)
 
     async def _send_relayed(
-        self, send: Send, request: Request, outcome: Outcome, status: bytes
+        self, send: Send, request: Request, outcome: Outcome, status: bytes, tier: bool
     ) -> None:
         relay = outcome.relay
         assert relay is not None
         fields = [(k, v) for k, v in relay.headers if k not in _LENGTH]
         upstream = b", ".join(get_all(fields, b"cache-status")) or None
-        headers = self._relayed_headers(fields, outcome.collapsed, chain(upstream, status))
+        headers = self._relayed_headers(fields, outcome.collapsed, chain(upstream, status), tier)
         headers.append((b"content-length", b"%d" % relay.length))
         start = {"type": "http.response.start", "status": relay.status, "headers": headers}
         await send(start)
@@ -121,21 +140,29 @@ class Responder:
         await send({"type": "http.response.body", "body": b""})
 
     def _relayed_headers(
-        self, fields: list[tuple[bytes, bytes]], collapsed: bool, status: bytes
+        self, fields: list[tuple[bytes, bytes]], collapsed: bool, status: bytes, tier: bool
     ) -> list[tuple[bytes, bytes]]:
         # a request that waited on another's fetch gets no cookie meant for that one
         dropped = _NOT_RELAYED_COLLAPSED if collapsed else _NOT_RELAYED
+        if not tier:
+            dropped = dropped | {OUTPOST_CACHE_CONTROL}
         headers = with_via([(k, v) for k, v in fields if k not in dropped], self.name)
         headers.append((b"cache-status", status))
         headers.append((EPOCH_HEADER, str(self.epoch.value).encode()))
         return headers
 
     async def send_upstream(
-        self, send: Send, request: Request, outcome: Outcome, status: bytes, http_1_0: bool
+        self,
+        send: Send,
+        request: Request,
+        outcome: Outcome,
+        status: bytes,
+        http_1_0: bool,
+        tier: bool = False,
     ) -> None:
         response = outcome.response
         assert response is not None
-        headers = self._relayed_headers(response.headers, outcome.collapsed, status)
+        headers = self._relayed_headers(response.headers, outcome.collapsed, status, tier)
         bodiless = response.status in (204, 304) or response.status < 200
         if bodiless:  # RFC 9110 §8.6; a server would wait for the length's worth of body
             headers = no_body_headers(headers, http_1_0)
@@ -202,6 +229,32 @@ class Responder:
         ]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def ranged(
+    entry: Entry,
+    headers: list[tuple[bytes, bytes]],
+    wanted: bytes,
+    special: list[tuple[bytes, bytes]],
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A stored complete answer's reply to a Range request (RFC 9110 §14): 206 with the
+    range, 416 when no byte of it exists, or the whole 200 (several ranges, another unit, an
+    If-Range the entry no longer satisfies: all allowed to be ignored)."""
+    length = len(entry.body)
+    if_range = next((v for k, v in special if k == b"if-range"), None)
+    date = get_first(entry.headers, b"date")
+    if if_range is not None and not if_range_holds(if_range, entry.etag, entry.last_modified, date):
+        return entry.status, headers, entry.body
+    answer = parse_range(wanted, length)
+    kept = [(k, v) for k, v in headers if k not in _LENGTH]
+    if isinstance(answer, Partial):
+        part = partial_headers(kept, answer.first, answer.last, length)
+        part.append((b"content-length", b"%d" % (answer.last - answer.first + 1)))
+        return 206, part, entry.body[answer.first : answer.last + 1]
+    if isinstance(answer, Unsatisfiable):
+        refused = [(k, v) for k, v in kept if k not in _BODY_FIELDS]
+        return 416, [*refused, *unsatisfiable_headers(length), (b"content-length", b"0")], b""
+    return entry.status, headers, entry.body
 
 
 def no_body_headers(

@@ -5,6 +5,7 @@
               HIT       fresh (or stale within the client's max-stale): serve it
               REVALIDATE stored but must be checked: conditional request upstream
               STALE     stale within stale-while-revalidate: serve it, revalidate behind
+              UNAVAILABLE  only-if-cached, and only a fetch would answer: 504
     upstream failed:
               SERVE_STALE  stale-if-error (the response's or the operator's window) allows it
               FAIL         answer the client with the error
@@ -47,6 +48,7 @@ class Verdict(StrEnum):
     HIT = "hit"
     REVALIDATE = "revalidate"
     STALE = "stale"
+    UNAVAILABLE = "unavailable"  # only-if-cached, and nothing stored answers it (§5.2.1.7)
 
 
 class ErrorVerdict(StrEnum):
@@ -80,7 +82,17 @@ def fresh_hit(entry: Entry, now: int, epoch: int) -> bool:
 
 
 def lookup(method: str, request: CacheControl, entry: Entry | None, now: int, epoch: int) -> Lookup:
-    """What to do with a request, given what is stored for its key."""
+    """What to do with a request, given what is stored for its key. A request that said
+    `only-if-cached` is never sent on: where it would be, it is UNAVAILABLE (a 504)."""
+    decision = _lookup(method, request, entry, now, epoch)
+    if request.only_if_cached and decision.verdict in (Verdict.MISS, Verdict.REVALIDATE):
+        return Lookup(Verdict.UNAVAILABLE, "only-if-cached")
+    return decision
+
+
+def _lookup(
+    method: str, request: CacheControl, entry: Entry | None, now: int, epoch: int
+) -> Lookup:
     if method not in SAFE_METHODS:
         return Lookup(Verdict.PASS, "method")
     if request.no_store:

@@ -51,7 +51,7 @@ def fwd_of(decision: Lookup) -> Fwd:
             return Fwd.HIT
         case Verdict.STALE:
             return Fwd.SERVED_STALE
-        case Verdict.MISS:
+        case Verdict.MISS | Verdict.UNAVAILABLE:
             return Fwd.MISS
         case Verdict.REVALIDATE:
             return Fwd(decision.detail)

@@ -15,10 +15,14 @@ from proxy.core.entry import SECOND, Entry, Serving
 from proxy.core.epochs import EPOCH_HEADER
 from proxy.core.headers import get_all
 from proxy.core.status import chain
+from proxy.core.targeted import OUTPOST_CACHE_CONTROL
 
 __all__ = ["entry_headers", "hit_head", "hit_headers", "prepare", "response_head"]
 
-_REPLACED = frozenset({b"cache-status", b"content-length", b"via", EPOCH_HEADER})
+# Outpost-Cache-Control is for Outpost tiers only: `proxy.responses` adds it back for them.
+_REPLACED = frozenset(
+    {b"cache-status", b"content-length", b"via", EPOCH_HEADER, OUTPOST_CACHE_CONTROL}
+)
 
 
 def prepare(entry: Entry, name: str) -> Entry:

@@ -30,9 +30,20 @@ from http_sfv.item import Item
 from proxy.core.directives import CacheControl
 from proxy.core.headers import Headers, get_all
 
-__all__ = ["OUTPOST_CACHE_CONTROL", "TARGETS", "strip_outpost_targeted", "targeted_cache_control"]
+__all__ = [
+    "OUTPOST_CACHE_CONTROL",
+    "TARGETS",
+    "TIER_AGENT",
+    "from_outpost_tier",
+    "strip_outpost_targeted",
+    "targeted_cache_control",
+]
 
 OUTPOST_CACHE_CONTROL = b"outpost-cache-control"
+# What an Outpost proxy's upstream requests send as User-Agent (`outpost-proxy/<name>`): the
+# tiers below are sent Outpost-Cache-Control, every other client is not. Not a secret: a
+# client that claims it only learns the tree's lifetimes.
+TIER_AGENT = b"outpost-proxy/"
 TARGETS: tuple[bytes, ...] = (OUTPOST_CACHE_CONTROL, b"cdn-cache-control")
 _MAX_DELTA = 2**31  # RFC 9111 §1.2.2
 _FLAGS = (
@@ -127,3 +138,9 @@ def _field_names(value: object) -> tuple[bytes, ...]:
     if not names or not all(_TOKEN.fullmatch(name) for name in names):
         return ()
     return tuple(dict.fromkeys(name.lower().encode("ascii") for name in names))
+
+
+def from_outpost_tier(request_headers: Headers) -> bool:
+    """Whether a request comes from an Outpost tier (which obeys Outpost-Cache-Control)."""
+    agent = get_all(request_headers, b"user-agent")
+    return bool(agent) and agent[0].startswith(TIER_AGENT)

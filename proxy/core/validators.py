@@ -15,8 +15,15 @@ from functools import lru_cache
 
 from proxy.core.dates import parse_http_date
 from proxy.core.entry import Entry
+from proxy.core.headers import Headers, get_first
 
-__all__ = ["not_modified", "parse_entity_tags", "strong_match", "weak_match"]
+__all__ = [
+    "head_matches",
+    "not_modified",
+    "parse_entity_tags",
+    "strong_match",
+    "weak_match",
+]
 
 _OWS = b" \t"
 _TAG = re.compile(rb'(W/)?("[\x21\x23-\x7e\x80-\xff]*")')
@@ -92,3 +99,24 @@ def not_modified(
         modified = parse_http_date(entry.last_modified)
         return since is not None and modified is not None and modified <= since
     return False
+
+
+def head_matches(entry: Entry, head_headers: Headers) -> bool:
+    """Whether a HEAD's 200 describes the stored GET answer `entry` (RFC 9111 §4.3.5): the
+    validators it carries (ETag, Last-Modified; at least one) equal the stored ones, and its
+    Content-Length, if any, is the stored body's length."""
+    etag = get_first(head_headers, b"etag")
+    last_modified = get_first(head_headers, b"last-modified")
+    if etag is None and last_modified is None:
+        return False  # nothing to tell the stored answer from a new one
+    if etag is not None and (entry.etag is None or not strong_or_weak_equal(etag, entry.etag)):
+        return False
+    if last_modified is not None and last_modified.strip() != (entry.last_modified or b"").strip():
+        return False
+    length = get_first(head_headers, b"content-length")
+    return length is None or length.strip() == b"%d" % len(entry.body)
+
+
+def strong_or_weak_equal(a: bytes, b: bytes) -> bool:
+    """The same entity-tag, weakness included (the stored and the new value of one field)."""
+    return _parse(a) is not None and _parse(a) == _parse(b)

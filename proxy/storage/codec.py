@@ -31,6 +31,8 @@ def encode(value: Stored) -> bytes:
     meta: dict[str, Any]
     if isinstance(value, VaryMarker):
         meta = {"vary": [v.decode("latin-1") for v in value.vary]}
+        if value.invalidated:
+            meta["invalidated"] = value.invalidated
         body = b""
     else:
         meta = {
@@ -56,7 +58,8 @@ def decode(data: bytes) -> Stored | None:
     except orjson.JSONDecodeError:
         return None
     if "vary" in meta:
-        return VaryMarker(tuple(v.encode("latin-1") for v in meta["vary"]))
+        vary = tuple(v.encode("latin-1") for v in meta["vary"])
+        return VaryMarker(vary, int(meta.get("invalidated", 0)))
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["headers"]]
     entry = make_entry(
         meta["status"],

@@ -54,4 +54,5 @@ class ScriptedOrigin:
         out = [(k.encode(), v.encode()) for k, v in answer.headers.items()]
         out.append((b"content-length", str(len(answer.body)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": out})
-        await send({"type": "http.response.body", "body": answer.body})
+        body = b"" if scope["method"] == "HEAD" else answer.body  # its length, not its bytes
+        await send({"type": "http.response.body", "body": body})
