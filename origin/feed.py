@@ -53,6 +53,7 @@ from outpost.urls import (
 __all__ = [
     "KINDS",
     "Change",
+    "Provenance",
     "FeedWatcher",
     "feed_answer",
     "globaltag_change",
@@ -75,15 +76,28 @@ class Change:
     time: int
     fields: dict[str, Any]
     urls: tuple[str, ...]
+    by: str | None = None  # a copied change: who made it at the source (else the session's)
+    source: Provenance | None = None  # a copied change: where it was copied from
 
     def entry(self, who: str | None = None) -> bytes:
         """The stored JSON of the entry, without `seq` (given when it is read); `by` is who
-        wrote it (the token's name), when known."""
+        wrote it (the token's name), when known; `source` where a copy came from."""
         document = {"time": format_time(self.time), "kind": self.kind, **self.fields}
         if who is not None:
             document["by"] = who
+        if self.source is not None:
+            document["source"] = {"url": self.source.url, "seq": self.source.seq}
         document["urls"] = self.urls
         return orjson.dumps(document)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a copied change came from (`outpost sync`): the source's URL and the position
+    in the source's change feed of the change (or of the state it was read at)."""
+
+    url: str
+    seq: int
 
 
 def payload_change(digest: str, size: int, object_type: str, time: int) -> Change:

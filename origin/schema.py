@@ -38,6 +38,7 @@ __all__ = [
     "metadata",
     "payloads",
     "runs",
+    "sync_positions",
     "tags",
 ]
 
@@ -164,4 +165,15 @@ runs = Table(
     Column("attestation", Text, nullable=False),
     Column("who", String(128)),  # the run-control token's name
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Where `outpost sync --follow` stands in each source's change feed (`outpost.sync`): the last
+# source position whose changes this database holds, written in the transaction that applies
+# them, so a replica resumes where it stopped after a restart of either side or a broken link.
+sync_positions = Table(
+    "sync_positions",
+    metadata,
+    Column("source", String(512), primary_key=True),  # the source's URL, as given to the sync
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )

@@ -22,6 +22,7 @@ same payload again, a tag that exists as it is) records nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from origin.feed import (
     Change,
+    Provenance,
     globaltag_change,
     iovs_change,
     lock_change,
@@ -53,17 +55,44 @@ from origin.schema import (
     iovs,
     payloads,
     runs,
+    sync_positions,
     tags,
 )
 from outpost.conditions import conditions, conditions_digest
 from outpost.errors import Conflict, NotFound
 from outpost.urls import Resolve
 
-__all__ = ["RunRecordWritten", "WriteSession", "Writes"]
+__all__ = ["Copied", "GlobalTagCopy", "RunRecordWritten", "WriteSession", "Writes"]
 
 audit = logging.getLogger("outpost.origin.audit")
 
 Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class Copied:
+    """Who made a copied change at the source, and where it was copied from."""
+
+    by: str | None
+    source: Provenance
+
+    def mark(self, change: Change) -> Change:
+        return dataclasses.replace(change, by=self.by, source=self.source)
+
+
+@dataclass(frozen=True)
+class GlobalTagCopy:
+    """A global tag as the source holds it, and the map entries this database lacks:
+    (record, label, tag or None for a dropped record, insertion time)."""
+
+    name: str
+    state: str
+    description: str
+    created_at: int
+    modified_at: int
+    entries: tuple[tuple[str, str, str | None, int], ...]
+    origin: Copied  # of the global tag as a whole (its state)
+    origins: dict[int, Copied]  # of the entries inserted at each time, where known
 
 
 @dataclass(frozen=True)
@@ -105,9 +134,19 @@ class Writes:
             session = WriteSession(conn, self._clock, self.files, who or self.who)
             yield session
         for seq, change in session.recorded:
-            audit.info(
-                "%s %s by %s at feed position %d", change.kind, change.subject, session.who, seq
-            )
+            who = change.by if change.by is not None else session.who
+            if change.source is None:
+                audit.info("%s %s by %s at feed position %d", change.kind, change.subject, who, seq)
+            else:
+                audit.info(
+                    "%s %s by %s at feed position %d, copied from %s (its position %d)",
+                    change.kind,
+                    change.subject,
+                    who,
+                    seq,
+                    change.source.url,
+                    change.source.seq,
+                )
         if session.last_seq is not None and self.on_commit is not None:
             self.on_commit(session.last_seq)
 
@@ -169,13 +208,14 @@ class WriteSession:
         writer to commit first: positions follow commit order) and record it."""
         bump = update(feed_head).where(feed_head.c.id == 1).values(seq=feed_head.c.seq + 1)
         seq = self._conn.execute(bump.returning(feed_head.c.seq)).scalar_one()
+        who = self.who if change.by is None else change.by[:128]
         row = {
             "seq": seq,
             "time": change.time,
             "kind": change.kind,
             "subject": change.subject,
-            "entry": change.entry(self.who).decode(),
-            "who": self.who,
+            "entry": change.entry(who).decode(),
+            "who": who,
         }
         self._conn.execute(insert(changes).values(**row))
         self.last_seq = seq
@@ -382,6 +422,139 @@ class WriteSession:
         )
         self._record(run_change(run, post.globaltag, post.lumi, digest, created_at))
         return RunRecordWritten(run, True, digest, snapshot)
+
+    # --- copies (`outpost sync`): another database's objects as they are there ------------
+    #
+    # A copy keeps the source's times (creation, insertion, modification), so an answer about
+    # the copied objects, snapshots included, is the same bytes with the same validators on
+    # both sides. Each copied change is recorded in this database's feed, with who made it at
+    # the source (`by`) and where it came from (`source`). The caller (`outpost.sync`) has
+    # checked that the copy does not contradict what this database holds (a conflict).
+
+    def copy_payload(
+        self, digest: str, data: bytes, object_type: str, created_at: int, origin: Copied
+    ) -> bool:
+        """Store bytes copied from elsewhere with their creation time; False if held already.
+        `ValueError` if they are not the bytes of `digest`."""
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise ValueError(f"payload bytes hash to {actual}, not {digest}")
+        if self._conn.scalar(select(payloads.c.hash).where(payloads.c.hash == digest)):
+            return False
+        self._lock_feed()
+        if self._files is not None:
+            self._files.write(digest, data)
+        self._conn.execute(
+            insert(payloads).values(
+                hash=digest,
+                data=data if self._files is None else b"",
+                size=len(data),
+                object_type=object_type,
+                created_at=created_at,
+            )
+        )
+        change = payload_change(digest, len(data), object_type, created_at)
+        self._record(origin.mark(change))
+        return True
+
+    def copy_tag(self, tag: NewTag, created_at: int, origin: Copied) -> None:
+        """Create a tag copied from elsewhere, open, as created at `created_at`."""
+        self._lock_feed()
+        self._conn.execute(
+            insert(tags).values(
+                name=tag.name,
+                time_type=tag.time_type,
+                payload_type=tag.payload_type,
+                description=tag.description,
+                state="open",
+                created_at=created_at,
+                modified_at=created_at,
+            )
+        )
+        self._record(origin.mark(tag_change(tag.name, created_at)))
+
+    def copy_iovs(
+        self, tag_name: str, inserted: int, batch: tuple[NewIov, ...], origin: Copied
+    ) -> None:
+        """Append an IOV batch copied from elsewhere with its insertion time `inserted`."""
+        tag = self._tag_for_update(tag_name)
+        if tag["state"] == "locked":
+            raise Conflict(f"tag {tag_name!r} is locked; it never changes again")
+        for item in batch:
+            check_since(tag["time_type"], item.since)
+        self._lock_feed()
+        rows = [
+            {
+                "tag_name": tag_name,
+                "channel": i.channel,
+                "since": i.since,
+                "insertion_time": inserted,
+                "payload_hash": i.payload,
+            }
+            for i in batch
+        ]
+        self._conn.execute(insert(iovs), rows)
+        modified = max(int(tag["modified_at"]), inserted)
+        self._conn.execute(update(tags).where(tags.c.name == tag_name).values(modified_at=modified))
+        change = iovs_change(tag_name, inserted, [(i.channel, i.since, i.payload) for i in batch])
+        self._record(origin.mark(change))
+
+    def copy_lock(self, tag_name: str, modified_at: int, origin: Copied) -> None:
+        """Lock a tag as it was locked elsewhere, at `modified_at`."""
+        self._tag_for_update(tag_name)
+        self._lock_feed()
+        locked = update(tags).where(tags.c.name == tag_name)
+        self._conn.execute(locked.values(state="locked", modified_at=modified_at))
+        self._record(origin.mark(lock_change(tag_name, modified_at)))
+
+    def copy_global_tag(self, copy: GlobalTagCopy) -> None:
+        """Create or extend a global tag as it is elsewhere: its map entries with their own
+        insertion times (tombstones included), then its state, description and times."""
+        self._lock_feed()
+        exists = self._conn.scalar(
+            select(global_tags.c.name).where(global_tags.c.name == copy.name)
+        )
+        if exists is None:
+            self._conn.execute(
+                insert(global_tags).values(
+                    name=copy.name,
+                    state="open",
+                    description=copy.description,
+                    created_at=copy.created_at,
+                    modified_at=copy.created_at,
+                )
+            )
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for record, label, tag_name, inserted in copy.entries:
+            row = {"record": record, "label": label, "tag_name": tag_name}
+            groups.setdefault(inserted, []).append(
+                {"global_tag": copy.name, **row, "insertion_time": inserted}
+            )
+        for inserted in sorted(groups):
+            self._conn.execute(insert(global_tag_map), groups[inserted])
+            origin = copy.origins.get(inserted, copy.origin)
+            self._record(origin.mark(globaltag_change(copy.name, "open", inserted)))
+        self._conn.execute(
+            update(global_tags)
+            .where(global_tags.c.name == copy.name)
+            .values(state=copy.state, description=copy.description, modified_at=copy.modified_at)
+        )
+        if copy.state == "locked" or not groups:
+            change = globaltag_change(copy.name, copy.state, copy.modified_at)
+            self._record(copy.origin.mark(change))
+
+    def set_sync_position(self, source: str, seq: int) -> None:
+        """Where the sync from `source` stands in its change feed (`sync_positions`)."""
+        row = {"seq": seq, "updated_at": self._clock()}
+        done = self._conn.execute(
+            update(sync_positions).where(sync_positions.c.source == source).values(**row)
+        )
+        if not done.rowcount:
+            self._conn.execute(insert(sync_positions).values(source=source, **row))
+
+    def _lock_feed(self) -> None:
+        """The feed's lock (`_now`): copies commit in feed order with every other write."""
+        self._conn.execute(select(feed_head.c.seq).where(feed_head.c.id == 1).with_for_update())
 
     def _run_record(self, run: int) -> dict[str, Any] | None:
         """What is recorded for `run` already (globaltag, lumi, digest, snapshot), if anything."""

@@ -4,6 +4,7 @@
     outpost origin                       serve it over HTTP
     outpost proxy                        a caching proxy (node, site or central tier)
     outpost flush --run R --proxy URL    flush a cache tree before a run
+    outpost sync --from URL --to DB      copy global tags from an origin into a database
 
 Options left unset fall back to the TOML file (`--config`) and `OUTPOST_<SECTION>_*` variables.
 
@@ -34,6 +35,7 @@ from outpost.commands import (
     runcontrol,
     serve,
     stack,
+    sync,
 )
 from outpost.commands.output import CommandFailed
 from outpost.config import SettingsError
@@ -48,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outpost", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--version", action="version", version=f"outpost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (db, serve, runcontrol, prepare, checkconfig, stack, loadtest, pushtest):
+    modules = (db, serve, runcontrol, prepare, checkconfig, stack, loadtest, pushtest, sync)
+    for module in modules:
         module.add_parser(commands)
     return parser
 

@@ -47,6 +47,7 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
 COMMANDS: Final[dict[str, tuple[str, ...]]] = {
     "origin": ("origin",),
     "db": ("origin",),
+    "sync": ("origin",),  # writes a database with the origin's write code
     "proxy": ("proxy",),
     "check-config": (),  # the extras of the settings it is given: `--origin`, `--proxy`
     "up": ("origin", "proxy"),  # starts an origin and proxies
