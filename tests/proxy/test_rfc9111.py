@@ -7,6 +7,9 @@ in process (two of them, where failover matters) and a hand-moved clock: nothing
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -573,3 +576,49 @@ def test_3_5_an_answer_to_credentials_without_a_sharing_directive_is_not_stored(
     proxy.get("/a")
     assert origin.count("/a") == 2
     assert "authorization" not in origin.last_headers("/a")
+
+
+# --- interim responses (RFC 9110 §15.2) ---------------------------------------------------------
+
+
+@pytest.fixture
+def early_hints_origin() -> Iterator[str]:
+    """A socket origin that sends `103 Early Hints` before each final answer: what the
+    in-process upstream cannot show, so the proxy uses its real client (aiohttp) here."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                with contextlib.suppress(OSError):
+                    while conn.recv(65536).find(b"\r\n\r\n") < 0:
+                        pass
+                    conn.sendall(
+                        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                        b"Content-Length: 5\r\nConnection: close\r\n\r\nfinal"
+                    )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_15_2_an_interim_response_is_never_stored(early_hints_origin: str) -> None:
+    settings = ProxySettings(name="edge", upstreams=(early_hints_origin,))
+    with AppClient(create_app(settings)) as proxy:
+        first, second = proxy.get("/a"), proxy.get("/a")
+    assert (first.status_code, first.content) == (200, b"final")
+    assert (second.status_code, second.content) == (200, b"final")
+    assert is_hit(second)  # the final answer was stored, not the 103
+    assert "link" not in second.headers  # the 103's fields belong to the 103 alone
