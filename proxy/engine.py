@@ -200,7 +200,9 @@ class Engine:
         epoch = self.epoch.value
         if method == "HEAD":
             assert entry is not None
-            return await self._freshen(key, request, entry, response, request_time, fwd)
+            return await self._freshen(
+                key, request, entry, response, request_time, fwd, invalidated
+            )
         if response.status == 304 and entry is not None:
             refreshed = entry.refreshed(response.headers, request_time, response_time, epoch)
             if digest is not None and refreshed.status != 200:
@@ -340,6 +342,7 @@ class Engine:
         response: UpstreamResponse,
         request_time: int,
         fwd: Fwd,
+        invalidated: int,
     ) -> Outcome:
         """A HEAD's answer updates the stored GET answer it matches (RFC 9111 §4.3.5), as a 304
         would; one that does not match makes it stale, and the HEAD's answer is served."""
@@ -348,7 +351,7 @@ class Engine:
                 response.headers, request_time, self.clock(), self.epoch.value
             )
             refreshed = prepare(refreshed, self.name)
-            variant = await self._put(key, request, refreshed)
+            variant = await self._put(key, request, refreshed, invalidated)
             return Outcome(
                 entry=refreshed,
                 fwd=fwd,

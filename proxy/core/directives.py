@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from proxy.core.headers import split_members
+
 __all__ = ["CacheControl", "parse_cache_control", "request_cache_control"]
 
 _MAX_DELTA = 2**31  # RFC 9111 §1.2.2: treat larger delta-seconds as this
@@ -187,7 +189,7 @@ def _field_names(argument: str | None) -> list[bytes] | None:
 
 
 def _directives(text: str) -> Iterable[_Directive]:
-    for item in _split(text):
+    for item in split_members(text):
         name, eq, argument = item.partition("=")
         spaced = name != name.rstrip(_OWS)
         name = name.rstrip(_OWS).lower()
@@ -220,23 +222,3 @@ def _argument(text: str) -> str:
         else:
             chars.append(char)
     return _INVALID if escaped else "".join(chars)
-
-
-def _split(text: str) -> list[str]:
-    """Split on commas outside quoted strings (`private="a, b"` is one directive), honouring
-    backslash escapes inside them; members trimmed, empty ones dropped (RFC 9110 §5.6.1)."""
-    items: list[str] = []
-    start = 0
-    quoted = escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            items.append(text[start:index])
-            start = index + 1
-    items.append(text[start:])
-    return [stripped for item in items if (stripped := item.strip(_OWS))]

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["HOP_BY_HOP", "Headers", "end_to_end", "get_all", "get_first", "with_via"]
+__all__ = [
+    "HOP_BY_HOP",
+    "Headers",
+    "end_to_end",
+    "get_all",
+    "get_first",
+    "split_members",
+    "with_via",
+]
 
 Headers = Sequence[tuple[bytes, bytes]]
+_OWS = " \t"
 
 HOP_BY_HOP = frozenset(
     {
@@ -56,3 +65,23 @@ def with_via(headers: list[tuple[bytes, bytes]], name: str) -> list[tuple[bytes,
     previous = get_all(headers, b"via")
     rest = [(key, value) for key, value in headers if key != b"via"]
     return [*rest, (b"via", b", ".join([*previous, ours]))]
+
+
+def split_members(text: str, separator: str = ",") -> list[str]:
+    """`text` split on `separator` outside quoted strings (backslash escapes honoured inside
+    them), members trimmed, empty ones dropped (RFC 9110 §5.6.1): `private="a, b"` is one."""
+    parts: list[str] = []
+    start = 0
+    quoted = escaped = False
+    for index, char in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return [stripped for part in parts if (stripped := part.strip(_OWS))]

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from outpost.coding import accepts_gzip
 from proxy.core.directives import CacheControl
-from proxy.core.headers import Headers, get_all
+from proxy.core.headers import Headers, get_all, split_members
 
 __all__ = [
     "CODING_REQUESTS",
@@ -80,34 +80,14 @@ def normalise_list(name: bytes, value: bytes) -> bytes | None:
             return None
         text = value.decode("ascii")
         if name == b"accept":
-            members = [_media_range(member) for member in _split(text, ",")]
+            members = [_media_range(member) for member in split_members(text, ",")]
         else:
-            ranked = [_language_range(member) for member in _split(text, ",")]
+            ranked = [_language_range(member) for member in split_members(text, ",")]
             valid = [member for member in ranked if member is not None]
             valid.sort(key=lambda member: -member[0])  # stable: ties keep the client's order
             members = [rendered for _, rendered in valid]
         value = ",".join(member for member in members if member is not None).encode("ascii")
     return shared_value(value)
-
-
-def _split(text: str, separator: str) -> list[str]:
-    """`text` split on `separator` outside quoted strings, members trimmed, empty ones dropped
-    (RFC 9110 §5.6.1)."""
-    parts: list[str] = []
-    start = 0
-    quoted = escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return [stripped for part in parts if (stripped := part.strip(_OWS))]
 
 
 def _weight(qvalue: str) -> int | None:
@@ -130,7 +110,7 @@ def _media_range(member: str) -> str | None:
     """An Accept member (`type/subtype *(;parameter) [;q=qvalue]`) normalised, or None."""
     if member.startswith(";"):
         return None
-    head, *parameters = _split(member, ";")
+    head, *parameters = split_members(member, ";")
     if _MEDIA_RANGE.fullmatch(head) is None:
         return None
     rendered = [head.lower()]
@@ -156,7 +136,7 @@ def _language_range(member: str) -> tuple[int, str] | None:
     None when the range, the weight or anything else in it is invalid."""
     if member.startswith(";"):
         return None
-    head, *parameters = _split(member, ";")
+    head, *parameters = split_members(member, ";")
     if _LANGUAGE_RANGE.fullmatch(head) is None or len(parameters) > 1:
         return None
     weight: int | None = 1000
