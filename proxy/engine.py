@@ -460,5 +460,8 @@ def _own_flight(request: Request, entry: Entry | None, authorized: bool) -> str 
 
 
 def _status_only(response: UpstreamResponse) -> UpstreamResponse:
-    """Keep the upstream's status for Cache-Status without holding its body twice."""
-    return UpstreamResponse(response.status, [], b"", response.upstream, response.epoch)
+    """Keep the upstream's status for Cache-Status (and its interim answers, to forward)
+    without holding its body twice."""
+    return UpstreamResponse(
+        response.status, [], b"", response.upstream, response.epoch, interim=response.interim
+    )

@@ -35,7 +35,7 @@ from proxy.metrics import Tally
 from proxy.storage.base import Stored, VaryMarker
 from proxy.storage.memory import MemoryStore
 
-__all__ = ["COLLAPSED", "RESERVED", "SPECIAL", "HitPath"]
+__all__ = ["COLLAPSED", "INTERIM", "RESERVED", "SPECIAL", "HitPath"]
 
 KEY_MEMO_LIMIT = 100_000
 # Scope key under which `proxy.protocol` hands over the outcome of the fetch a request waited
@@ -43,6 +43,9 @@ KEY_MEMO_LIMIT = 100_000
 COLLAPSED = "outpost.collapsed"
 # Scope key naming the flight `proxy.protocol` reserved for the request to lead.
 RESERVED = "outpost.reserved"
+# Scope key of a callable(status, headers) that writes an interim (1xx) answer to the client
+# before its final one, set by `proxy.protocol` (ASGI itself has no interim-response event).
+INTERIM = "outpost.interim"
 # Request fields that can change what a stored entry answers.
 SPECIAL = frozenset(
     {

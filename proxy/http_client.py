@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.connector import Connection
 from yarl import URL
 
 __all__ = [
     "AiohttpClient",
     "HttpClient",
+    "Interim",
     "RawResponse",
     "Unsendable",
     "UpstreamFailure",
@@ -54,12 +56,17 @@ class Unsendable(ValueError):
     """The request itself cannot go on the wire (a field or target HTTP/1.1 does not allow)."""
 
 
+Interim = tuple[int, list[tuple[bytes, bytes]]]  # a 1xx answer's status and fields
+MAX_INTERIM = 8  # interim answers kept per request; an upstream may send any number
+
+
 @dataclass
 class RawResponse:
     status: int
     headers: list[tuple[bytes, bytes]]  # as received
     chunks: Body  # raises UpstreamFailure if the upstream breaks off
     content_length: int | None  # declared, when the answer declares one
+    interim: list[Interim] = field(default_factory=list)  # 1xx answers before it, not 101
 
     async def aclose(self) -> None:
         """Give the connection back (or close it, if the body was not read to the end)."""
@@ -128,6 +135,7 @@ class AiohttpClient:
             connector=connector,
             timeout=timeout,
             cookie_jar=aiohttp.DummyCookieJar(),  # fetches are shared: keep no cookie state
+            response_class=_InterimKeeping,
             auto_decompress=False,  # bytes are stored and relayed as the upstream coded them
             headers={"User-Agent": self.user_agent},
             skip_auto_headers=("Accept-Encoding",),
@@ -161,12 +169,43 @@ class AiohttpClient:
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamUnreachable(f"{type(exc).__name__}: {exc}"[:200]) from None
         declared = response.content_length
-        return RawResponse(response.status, list(response.raw_headers), _Body(response), declared)
+        interim = response.interim if isinstance(response, _InterimKeeping) else []
+        raw = list(response.raw_headers)
+        return RawResponse(response.status, raw, _Body(response), declared, interim)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class _InterimKeeping(aiohttp.ClientResponse):
+    """A response that keeps the interim (1xx) answers read before it, which aiohttp reads
+    past (a proxy forwards them: RFC 9110 §15.2). aiohttp has no hook for them, so the
+    connection's `read` is wrapped while the head is read, and unwrapped at once."""
+
+    interim: list[Interim]
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        self.interim = []
+        protocol = connection.protocol
+        if protocol is None:
+            return await super().start(connection)
+        read = protocol.read
+
+        async def reading() -> Any:
+            message, payload = await read()
+            code = message.code
+            if 100 <= code < 200 and code != 101 and len(self.interim) < MAX_INTERIM:
+                fields = [(k.lower(), v) for k, v in message.raw_headers]
+                self.interim.append((code, fields))
+            return message, payload
+
+        protocol.read = reading  # type: ignore[method-assign]
+        try:
+            return await super().start(connection)
+        finally:
+            del protocol.read  # the class's own again
 
 
 class _Body:

@@ -100,6 +100,7 @@ class PassThrough:
         request = Request(scope["method"], "", headers, _NO_CACHE)
         outcome = Outcome(response=response, fwd=Fwd.BYPASS)
         tier = from_outpost_tier(headers)
+        self.responder.send_interim(scope, response)
         await self.responder.send_upstream(send, request, outcome, status, http_1_0(scope), tier)
         self.tally.count("pass", 0.0, len(response.body))
         return response

@@ -44,8 +44,9 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from outpost.connections import LimitedProtocol
+from proxy.core.serving import response_head
 from proxy.flights import Outcome
-from proxy.hits import COLLAPSED, RESERVED, HitPath
+from proxy.hits import COLLAPSED, INTERIM, RESERVED, HitPath
 
 __all__ = ["HitProtocol", "find_hit_path"]
 
@@ -101,6 +102,8 @@ class HitProtocol(LimitedProtocol):
         self.pending = self.reserved = None
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if cycle.scope["http_version"] == "1.1":  # never a 1xx to an HTTP/1.0 client
+            cycle.scope[INTERIM] = _InterimWriter(self.transport, cycle)  # type: ignore[literal-required]
         if self.reserved is not None:
             cycle.scope[RESERVED] = self.reserved  # type: ignore[literal-required]
             self.reserved = None
@@ -179,6 +182,21 @@ class HitProtocol(LimitedProtocol):
             self.transport.writelines(answer)  # one write call (uvloop: one writev)
         else:
             self.transport.write(head)
+
+
+class _InterimWriter:
+    """Writes an interim (1xx) answer to the client of `cycle`, before its final answer only
+    (RFC 9110 §15.2: a proxy forwards them)."""
+
+    __slots__ = ("cycle", "transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self.transport, self.cycle = transport, cycle
+
+    def __call__(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        cycle = self.cycle
+        if not (cycle.response_started or cycle.disconnected or self.transport.is_closing()):
+            self.transport.write(response_head(status, headers))
 
 
 class _Waiter:

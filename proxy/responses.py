@@ -37,6 +37,7 @@ from proxy.core.targeted import OUTPOST_CACHE_CONTROL, from_outpost_tier
 from proxy.core.validators import not_modified
 from proxy.epoch import EpochState
 from proxy.flights import Outcome, RelayBroken, Request
+from proxy.hits import INTERIM
 from proxy.http_client import UpstreamFailure
 from proxy.upstream import UpstreamResponse
 
@@ -86,6 +87,7 @@ class Responder:
         special: list[tuple[bytes, bytes]],
     ) -> None:
         """Answer `request` from `outcome`, with our Cache-Status entry `status`."""
+        self.send_interim(scope, outcome.response)
         entry = outcome.entry
         tier = from_outpost_tier(scope["headers"])
         if entry is not None:
@@ -117,6 +119,16 @@ class Responder:
             await self.send_upstream(send, request, outcome, status, http_1_0(scope), tier)
             return
         await self.send_error(send, outcome.error or OutpostError("no answer"), status)
+
+    def send_interim(self, scope: Scope, response: UpstreamResponse | None) -> None:
+        """Forward the interim (1xx) answers the upstream sent before `response`, where the
+        server lets the proxy write them (`proxy.protocol`, HTTP/1.1 clients)."""
+        if response is None or not response.interim:
+            return
+        write = scope.get(INTERIM)
+        if write is not None:
+            for status, fields in response.interim:
+                write(status, with_via(fields, self.name))
 
     async def _send_relayed(
         self, send: Send, request: Request, outcome: Outcome, status: bytes, tier: bool

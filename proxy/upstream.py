@@ -28,7 +28,14 @@ from outpost.failover import CoolDown, Rounds, Wait
 from outpost.redact import redact_text, redact_url
 from proxy.core.epochs import EPOCH_HEADER, parse_epoch
 from proxy.core.headers import end_to_end, get_first
-from proxy.http_client import Body, HttpClient, Unsendable, UpstreamFailure, UpstreamTimeout
+from proxy.http_client import (
+    Body,
+    HttpClient,
+    Interim,
+    Unsendable,
+    UpstreamFailure,
+    UpstreamTimeout,
+)
 
 __all__ = [
     "AllUpstreamsFailed",
@@ -82,6 +89,7 @@ class UpstreamResponse:
     relayed: bool = False  # `rest` is all of a body of `length` bytes, for the caller to check
     length: int | None = None  # the declared Content-Length
     source: str = ""  # the upstream's URL, unredacted: for `Upstreams.blame`
+    interim: list[Interim] = field(default_factory=list)  # 1xx answers before this one
 
     async def close(self) -> None:
         if self.rest is not None:
@@ -244,6 +252,7 @@ class Upstreams:
             epoch=parse_epoch(get_first(fields, EPOCH_HEADER)),
             length=declared,
             source=url,
+            interim=[(status, end_to_end(fields)) for status, fields in response.interim],
         )
         if (
             relay_from is not None

@@ -8,9 +8,11 @@ in process (two of them, where failover matters) and a hand-moved clock: nothing
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ from support.asgi import AppClient
 from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
 from support.scripted import Answer, ScriptedOrigin
+from support.servers import free_port, outpost_command, run_process
 
 from proxy.app import create_app
 from proxy.settings import ProxySettings
@@ -622,3 +625,31 @@ def test_15_2_an_interim_response_is_never_stored(early_hints_origin: str) -> No
     assert (second.status_code, second.content) == (200, b"final")
     assert is_hit(second)  # the final answer was stored, not the 103
     assert "link" not in second.headers  # the 103's fields belong to the 103 alone
+
+
+def test_15_2_an_interim_response_is_forwarded_before_the_final_one(
+    early_hints_origin: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    command = outpost_command("proxy", "--upstream", early_hints_origin, "--port", str(port))
+    command += ["--name", "edge", "--log-level", "warning"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPOST_")}
+    with run_process(
+        command, tmp_path / "proxy.log", f"http://127.0.0.1:{port}/_outpost/healthz", env
+    ):
+        fetched, stored = (read_raw(port, "/a") for _ in range(2))
+    interim, final = fetched.split(b"\r\n\r\n", 1)
+    assert interim.startswith(b"HTTP/1.1 103 ")
+    assert b"link: </style.css>; rel=preload" in interim.lower()
+    assert final.startswith(b"HTTP/1.1 200 ") and final.endswith(b"final")
+    assert stored.startswith(b"HTTP/1.1 200 ")  # a hit: nothing from upstream to forward
+
+
+def read_raw(port: int, target: str) -> bytes:
+    """One HTTP/1.1 GET on its own connection, and every byte of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
