@@ -5,6 +5,7 @@
     proxy.flights       one fetch per key in flight, and every wait for one
     proxy.responses     writing answers to ASGI
     proxy.passthrough   unsafe methods and a client's own uncacheable requests
+    proxy.partials      parts (206) of objects too large to store whole
     proxy.feed          the change feed: followed upstream, its objects held, relayed to children
     proxy.admin         `/_outpost/*`: health, metrics, status, flush, warm, register
     proxy.ui            `/_outpost/ui/`: the cache-tree dashboard (its data: proxy.dashboard)
@@ -47,6 +48,7 @@ from proxy.gate import Gate
 from proxy.hits import COLLAPSED, RESERVED, SPECIAL, HitPath
 from proxy.http_client import AiohttpClient, HttpClient
 from proxy.metrics import ProxyMetrics
+from proxy.partials import Partials
 from proxy.passthrough import PassThrough
 from proxy.responses import Responder
 from proxy.settings import ProxySettings
@@ -163,6 +165,13 @@ class ProxyApp:
             responder=self.responder,
             tally=self.tally,
             max_request_body=settings.max_request_body_bytes,
+        )
+        self.partials = Partials(
+            name=self.name,
+            store=self.store,
+            epoch=self.epoch,
+            clock=self.clock,
+            max_bytes=settings.max_object_bytes,
         )
         self.feed: Feed | None = None
         if settings.subscribes:
@@ -323,6 +332,12 @@ class ProxyApp:
         request = Request(
             method=scope["method"], key=key, headers=headers, cache_control=cache_control
         )
+        wanted = next((v for k, v in special if k == b"range"), None)
+        if wanted is not None:  # a part kept of an object too large to store whole?
+            if_range = next((v for k, v in special if k == b"if-range"), None)
+            if await self.partials.answer(send, request, wanted, if_range):
+                self.tally.count("hit", time.perf_counter() - started, 0)
+                return
         collapsed: Outcome | None = scope.get(COLLAPSED)
         if (
             collapsed is not None
@@ -333,7 +348,10 @@ class ProxyApp:
         else:
             outcome, cached = await self.engine.resolve(request)
         if outcome.too_large:  # not held by the cache: each request streams its own copy
-            await self.pass_through.forward(scope, send, "GET", headers, None)
+            asked_at = self.clock()
+            response = await self.pass_through.forward(scope, send, "GET", headers, None)
+            if response is not None and wanted is not None and not _credentials(special):
+                await self.partials.keep(request, response, asked_at)
             self.tally.count("pass", time.perf_counter() - started, 0)
             return
         result, status = describe(self.name, outcome, cached, self.clock())
@@ -346,6 +364,10 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _credentials(special: list[tuple[bytes, bytes]]) -> bool:
+    return any(k == b"authorization" for k, _ in special)
 
 
 def _size(outcome: Outcome) -> int:

@@ -144,6 +144,7 @@ def is_storable(
     response_headers: Headers,
     *,
     authorized: bool,
+    partial: bool = False,
 ) -> bool:
     """RFC 9111 §3 for a shared cache; and never an answer that sets a cookie (Varnish's
     builtin policy): a cookie is one client's state, not something to hand to every client.
@@ -151,8 +152,9 @@ def is_storable(
     Any final status may be stored when the answer gives it explicit freshness (`max-age`,
     `s-maxage`, `Expires`, `public`); without it, only the heuristically cacheable statuses
     (RFC 9110 §15.1), and only when a validator makes the stale entry cheap to revalidate.
-    Partial (206) and 304 answers are never stored as entries (a 304 refreshes one)."""
-    if method != "GET" or status < 200 or status in (206, 304):
+    Partial (206) and 304 answers are not stored as entries (a 304 refreshes one); with
+    `partial`, the same rules decide whether a 206 may be kept as a part (§3.3)."""
+    if method != "GET" or status < 200 or status == 304 or (status == 206) != partial:
         return False
     if any(k == b"set-cookie" for k, _ in response_headers):
         return False

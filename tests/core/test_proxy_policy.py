@@ -410,3 +410,14 @@ def test_without_explicit_freshness_or_validators_a_response_is_not_stored(
     headers: dict[str, str],
 ) -> None:
     assert not storable(headers)
+
+
+def test_a_206_is_kept_only_as_a_part_and_by_the_same_rules() -> None:
+    fields = [(b"cache-control", b"max-age=60")]
+    response = parse_cache_control("max-age=60")
+    plain = parse_cache_control("")
+    assert not is_storable("GET", 206, plain, response, fields, authorized=False)
+    assert is_storable("GET", 206, plain, response, fields, authorized=False, partial=True)
+    assert not is_storable("GET", 200, plain, response, fields, authorized=False, partial=True)
+    no_store = parse_cache_control("no-store")
+    assert not is_storable("GET", 206, plain, no_store, fields, authorized=False, partial=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 from support.asgi import AppClient
 from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
@@ -653,3 +654,96 @@ def read_raw(port: int, target: str) -> bytes:
         while chunk := conn.recv(65536):
             received += chunk
     return received
+
+
+# --- parts of objects too large to store whole (§3.3, §3.4) -------------------------------------
+
+BIG = bytes(range(256)) * 16  # 4096 bytes, over the proxy's 1024-byte max_object_bytes
+
+
+class RangedOrigin:
+    """Serves BIG with ranges (one range, a strong ETag) and records each Range it was asked."""
+
+    def __init__(self) -> None:
+        self.etag = '"big-1"'
+        self.ranges: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        asked = dict(scope["headers"]).get(b"range", b"").decode()
+        fields = [(b"cache-control", b"max-age=60"), (b"etag", self.etag.encode())]
+        status, body = 200, BIG
+        if asked.startswith("bytes="):
+            self.ranges.append(asked)
+            first, last = (int(n) for n in asked.removeprefix("bytes=").split("-"))
+            status, body = 206, BIG[first : last + 1]
+            fields.append((b"content-range", f"bytes {first}-{last}/{len(BIG)}".encode()))
+        fields.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": fields})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def ranged() -> RangedOrigin:
+    return RangedOrigin()
+
+
+@pytest.fixture
+def small_proxy(ranged: RangedOrigin, clock: FakeClock) -> Iterator[AppClient]:
+    settings = ProxySettings(name="edge", upstreams=(FIRST,), max_object_bytes=1024, retries=0)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=ranged))  # type: ignore[arg-type]
+    upstream = InProcessUpstream(client)
+    with AppClient(create_app(settings, upstream_client=upstream, clock=clock)) as app:
+        yield app
+
+
+def ask(proxy: AppClient, first: int, last: int) -> httpx.Response:
+    answer = proxy.get("/big", headers={"range": f"bytes={first}-{last}"})
+    assert (answer.status_code, answer.content) == (206, BIG[first : last + 1])
+    assert answer.headers["content-range"] == f"bytes {first}-{last}/4096"
+    return answer
+
+
+def test_3_3_a_part_of_an_object_too_large_to_store_is_reused_for_the_ranges_it_holds(
+    small_proxy: AppClient, ranged: RangedOrigin
+) -> None:
+    ask(small_proxy, 0, 499)
+    reused = ask(small_proxy, 100, 199)
+    assert is_hit(reused)
+    assert ranged.ranges == ["bytes=0-499"]
+
+
+def test_3_4_parts_of_one_representation_are_combined(
+    small_proxy: AppClient, ranged: RangedOrigin
+) -> None:
+    ask(small_proxy, 0, 499)
+    ask(small_proxy, 500, 999)
+    assert is_hit(ask(small_proxy, 250, 749))  # across both parts
+    assert ranged.ranges == ["bytes=0-499", "bytes=500-999"]
+
+
+def test_3_4_parts_of_another_representation_are_not_combined(
+    small_proxy: AppClient, ranged: RangedOrigin
+) -> None:
+    ask(small_proxy, 0, 499)
+    ranged.etag = '"big-2"'
+    ask(small_proxy, 500, 999)
+    ask(small_proxy, 250, 749)
+    assert ranged.ranges == ["bytes=0-499", "bytes=500-999", "bytes=250-749"]
+
+
+def test_3_4_a_part_with_a_weak_validator_is_not_kept(
+    small_proxy: AppClient, ranged: RangedOrigin
+) -> None:
+    ranged.etag = 'W/"big"'
+    ask(small_proxy, 0, 499)
+    ask(small_proxy, 0, 499)
+    assert ranged.ranges == ["bytes=0-499", "bytes=0-499"]
+
+
+def test_3_3_a_stale_part_is_not_reused(
+    small_proxy: AppClient, ranged: RangedOrigin, clock: FakeClock
+) -> None:
+    ask(small_proxy, 0, 499)
+    clock.advance(61)
+    ask(small_proxy, 0, 99)
+    assert ranged.ranges == ["bytes=0-499", "bytes=0-99"]
