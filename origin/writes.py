@@ -268,6 +268,12 @@ class WriteSession:
                 )
             return False
         now = self._now()
+        self._insert_tag(tag, now)
+        self._record(tag_change(tag.name, now))
+        return True
+
+    def _insert_tag(self, tag: NewTag, created_at: int) -> None:
+        """A new open tag, created (and last modified) at `created_at`."""
         self._conn.execute(
             insert(tags).values(
                 name=tag.name,
@@ -275,20 +281,14 @@ class WriteSession:
                 payload_type=tag.payload_type,
                 description=tag.description,
                 state="open",
-                created_at=now,
-                modified_at=now,
+                created_at=created_at,
+                modified_at=created_at,
             )
         )
-        self._record(tag_change(tag.name, now))
-        return True
 
     def append_iovs(self, tag_name: str, batch: tuple[NewIov, ...]) -> int:
         """Append a batch to an open tag; returns the insertion time (µs) all rows share."""
-        tag = self._tag_for_update(tag_name)
-        if tag["state"] == "locked":
-            raise Conflict(f"tag {tag_name!r} is locked; it never changes again")
-        for item in batch:
-            check_since(tag["time_type"], item.since)
+        self._appendable(tag_name, batch)
         wanted = sorted({i.payload for i in batch})
         known: set[str] = set()
         for start in range(0, len(wanted), 500):
@@ -301,20 +301,38 @@ class WriteSession:
                 f"payloads not uploaded yet: {missing[:20]}", accepted="POST /v1/payloads first"
             )
         now = self._now()
+        self._record(self._insert_iovs(tag_name, now, batch, modified_at=now))
+        return now
+
+    def _appendable(self, tag_name: str, batch: tuple[NewIov, ...]) -> dict[str, Any]:
+        """The tag, locked for this transaction, if `batch` may be appended to it: the tag is
+        open and every since is valid for its time type."""
+        tag = self._tag_for_update(tag_name)
+        if tag["state"] == "locked":
+            raise Conflict(f"tag {tag_name!r} is locked; it never changes again")
+        for item in batch:
+            check_since(tag["time_type"], item.since)
+        return tag
+
+    def _insert_iovs(
+        self, tag_name: str, inserted: int, batch: tuple[NewIov, ...], *, modified_at: int
+    ) -> Change:
+        """Insert `batch` with the insertion time `inserted` and set the tag's modification
+        time; the feed entry to record."""
         rows = [
             {
                 "tag_name": tag_name,
                 "channel": i.channel,
                 "since": i.since,
-                "insertion_time": now,
+                "insertion_time": inserted,
                 "payload_hash": i.payload,
             }
             for i in batch
         ]
         self._conn.execute(insert(iovs), rows)
-        self._conn.execute(update(tags).where(tags.c.name == tag_name).values(modified_at=now))
-        self._record(iovs_change(tag_name, now, [(i.channel, i.since, i.payload) for i in batch]))
-        return now
+        modified = update(tags).where(tags.c.name == tag_name).values(modified_at=modified_at)
+        self._conn.execute(modified)
+        return iovs_change(tag_name, inserted, [(i.channel, i.since, i.payload) for i in batch])
 
     def lock_tag(self, tag_name: str) -> bool:
         tag = self._tag_for_update(tag_name)
@@ -460,44 +478,18 @@ class WriteSession:
     def copy_tag(self, tag: NewTag, created_at: int, origin: Copied) -> None:
         """Create a tag copied from elsewhere, open, as created at `created_at`."""
         self._lock_feed()
-        self._conn.execute(
-            insert(tags).values(
-                name=tag.name,
-                time_type=tag.time_type,
-                payload_type=tag.payload_type,
-                description=tag.description,
-                state="open",
-                created_at=created_at,
-                modified_at=created_at,
-            )
-        )
+        self._insert_tag(tag, created_at)
         self._record(origin.mark(tag_change(tag.name, created_at)))
 
     def copy_iovs(
         self, tag_name: str, inserted: int, batch: tuple[NewIov, ...], origin: Copied
     ) -> None:
-        """Append an IOV batch copied from elsewhere with its insertion time `inserted`."""
-        tag = self._tag_for_update(tag_name)
-        if tag["state"] == "locked":
-            raise Conflict(f"tag {tag_name!r} is locked; it never changes again")
-        for item in batch:
-            check_since(tag["time_type"], item.since)
+        tag = self._appendable(tag_name, batch)
         self._lock_feed()
-        rows = [
-            {
-                "tag_name": tag_name,
-                "channel": i.channel,
-                "since": i.since,
-                "insertion_time": inserted,
-                "payload_hash": i.payload,
-            }
-            for i in batch
-        ]
-        self._conn.execute(insert(iovs), rows)
         modified = max(int(tag["modified_at"]), inserted)
-        self._conn.execute(update(tags).where(tags.c.name == tag_name).values(modified_at=modified))
-        change = iovs_change(tag_name, inserted, [(i.channel, i.since, i.payload) for i in batch])
-        self._record(origin.mark(change))
+        self._record(
+            origin.mark(self._insert_iovs(tag_name, inserted, batch, modified_at=modified))
+        )
 
     def copy_lock(self, tag_name: str, modified_at: int, origin: Copied) -> None:
         """Lock a tag as it was locked elsewhere, at `modified_at`."""
