@@ -36,6 +36,7 @@ from proxy.core.keys import primary_key, variant_key
 from proxy.core.shared import CODING_REQUESTS, FORWARDED_FIELDS
 from proxy.core.signing import SIGNATURE_HEADER, BadSignature, Verifier
 from proxy.flights import Request
+from proxy.partials import PART_SUFFIX
 from proxy.storage.base import Store, VaryMarker
 from proxy.ui import ui_handlers
 
@@ -452,6 +453,7 @@ async def _purge_key(store: Store, key: str) -> int:
     marker = await store.get(key)
     vary = marker.vary if isinstance(marker, VaryMarker) else (b"accept-encoding",)
     candidates = [key, *dict.fromkeys(variant_key(key, vary, h) for h in CODING_REQUESTS)]
+    candidates.append(key + PART_SUFFIX)  # a part kept of an object too large to store whole
     removed = 0
     for candidate in candidates:
         value = marker if candidate == key else await store.get(candidate)

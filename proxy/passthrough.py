@@ -19,6 +19,7 @@ from proxy.core.targeted import from_outpost_tier
 from proxy.epoch import EpochState
 from proxy.flights import Outcome, Request
 from proxy.metrics import Tally
+from proxy.partials import PART_SUFFIX
 from proxy.responses import Responder, http_1_0
 from proxy.storage.base import MARKER_SECONDS, VaryMarker
 from proxy.storage.tiered import TieredStore
@@ -66,6 +67,7 @@ class PassThrough:
             await self.store.put(key, marker, MARKER_SECONDS)
         else:
             await self.store.delete(key)
+        await self.store.delete(key + PART_SUFFIX)  # a part kept of it (`proxy.partials`)
 
     async def forward(
         self,

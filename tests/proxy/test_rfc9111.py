@@ -658,6 +658,7 @@ def read_raw(port: int, target: str) -> bytes:
 
 # --- parts of objects too large to store whole (§3.3, §3.4) -------------------------------------
 
+TOKEN = "run-control"
 BIG = bytes(range(256)) * 16  # 4096 bytes, over the proxy's 1024-byte max_object_bytes
 
 
@@ -689,7 +690,13 @@ def ranged() -> RangedOrigin:
 
 @pytest.fixture
 def small_proxy(ranged: RangedOrigin, clock: FakeClock) -> Iterator[AppClient]:
-    settings = ProxySettings(name="edge", upstreams=(FIRST,), max_object_bytes=1024, retries=0)
+    settings = ProxySettings(
+        name="edge",
+        upstreams=(FIRST,),
+        max_object_bytes=1024,
+        retries=0,
+        run_control_token=TOKEN,
+    )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=ranged))  # type: ignore[arg-type]
     upstream = InProcessUpstream(client)
     with AppClient(create_app(settings, upstream_client=upstream, clock=clock)) as app:
@@ -745,5 +752,23 @@ def test_3_3_a_stale_part_is_not_reused(
 ) -> None:
     ask(small_proxy, 0, 499)
     clock.advance(61)
+    ask(small_proxy, 0, 99)
+    assert ranged.ranges == ["bytes=0-499", "bytes=0-99"]
+
+
+def test_4_4_an_invalidation_drops_the_kept_part_too(
+    small_proxy: AppClient, ranged: RangedOrigin
+) -> None:
+    ask(small_proxy, 0, 499)
+    assert small_proxy.post("/big", content=b"x").status_code == 200
+    ask(small_proxy, 0, 99)
+    assert ranged.ranges == ["bytes=0-499", "bytes=0-99"]
+
+
+def test_a_purge_drops_the_kept_part_too(small_proxy: AppClient, ranged: RangedOrigin) -> None:
+    ask(small_proxy, 0, 499)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    purged = small_proxy.post("/_outpost/purge", json={"urls": ["/big"]}, headers=auth)
+    assert purged.json()["removed"] == {"edge": 1}
     ask(small_proxy, 0, 99)
     assert ranged.ranges == ["bytes=0-499", "bytes=0-99"]
