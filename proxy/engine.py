@@ -227,12 +227,12 @@ class Engine:
         if response.rest is not None:  # over max_object_bytes
             await response.close()
             return Outcome(fwd=fwd, too_large=True)
-        if failed is not None and (digest is not None or not self._storable(request, response)):
-            return Outcome(response=response, error=failed, fwd=fwd)  # passed on as it came
+        if failed is not None and digest is not None:  # a payload's 5xx: never stored
+            return Outcome(response=response, error=failed, fwd=fwd)
         if digest is not None and response.status != 200:
             response.headers = negative_headers(response.headers, self.negative_ttl)
-        if not self._storable(request, response):
-            return Outcome(response=response, fwd=fwd)
+        if not self._storable(request, response):  # passed on as it came
+            return Outcome(response=response, error=failed, fwd=fwd)
         fresh = self._entry(
             response.status, response.headers, response.body, request_time, response_time, epoch
         )
@@ -413,15 +413,15 @@ class Engine:
         self, request: Request, entry: Entry | None, own: bool = False
     ) -> list[tuple[bytes, bytes]]:
         """A shared fetch's fields: from the key and the variant, never one client's others.
-        A request's own fetch adds its credentials and, with nothing stored, its validators."""
+        A request's own fetch with nothing stored adds its credentials and validators."""
         frontier = is_frontier_path(request.key)
         asked = request.cache_control
         headers = shared_request_headers(
             request.headers, asked, frontier=frontier, own_id=self._own_id
         )
-        if own:
-            names = (b"authorization",) if entry is not None else _OWN_FIELDS
-            headers += [(k, v.strip(b" \t")) for k, v in request.headers if k in names]
+        if own:  # credentials and validators of its own; a HEAD revalidation sends neither
+            if entry is None:
+                headers += [(k, v.strip(b" \t")) for k, v in request.headers if k in _OWN_FIELDS]
         elif entry is not None and not (asked.no_cache and frontier):
             # RFC 9111 §5.2.1.4: a request's no-cache is a validation, not a new fetch; a
             # Frontier client's hard refresh (`Pragma: no-cache`) fetches it whole, as squid
