@@ -142,6 +142,29 @@ class AccessLog:
         else:
             self.on_dropped(1)
 
+    def fetched(
+        self,
+        client: tuple[str, int] | None,
+        method: bytes,
+        target: bytes,
+        head: bytes,
+        size: int,
+        started: float,
+        headers: Headers,
+        note: dict[str, Any],
+    ) -> None:
+        """A request answered below ASGI whose head started the upstream fetch it waited for:
+        recorded as `request` records one, with what the fetch `note`d (the upstream)."""
+        path, _, query = target.partition(b"?")
+        scope = {
+            "client": client,
+            "method": method.decode("latin-1"),
+            "raw_path": path,
+            "query_string": query,
+            "headers": headers,
+        }
+        self.request(scope, int(head[9:12]), size, started, _head_fields(head), note)
+
     # --- writing: off the request path -----------------------------------------------------
 
     def start(self) -> None:
@@ -429,6 +452,16 @@ def _request(
         if_modified_since=clean(_field(request_headers, b"if-modified-since")),
         content_type=clean(_field(response_headers, b"content-type")),
     )
+
+
+def _head_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The header fields of a response head as written (status line first)."""
+    fields = []
+    for line in head.split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon:
+            fields.append((name.lower(), value.strip()))
+    return fields
 
 
 def _field(headers: Headers, name: bytes) -> str:

@@ -1,20 +1,46 @@
-"""Process-level tuning of the long-running servers (no I/O; called once before serving).
+"""Process-level tuning of the long-running proxies: the cyclic garbage collector.
 
-A node cache allocates a few short-lived objects per hit (header lists, tuples) and keeps a
-large, stable heap of entries. CPython's default collector then runs a young-generation pass
-every 700 net allocations and, as entries accumulate, full passes over the whole heap of
-entries: profiling a node cache during a run-start storm put about a tenth of its CPU in
-`gc_collect_main`. Freezing what start-up allocated and collecting the young generation less
-often keeps reference cycles collected while taking that time off the hit path.
+A node cache keeps a large, stable heap of entries and allocates a few short-lived objects per
+hit. In a cold start it also holds thousands of requests at once, each with some 25 live
+objects (protocol, parser, scope, request cycle, waiter, timers) until its answer is written.
+CPython collects the young generation every 700 net allocations, and every collection walks
+every young object still alive: profiling a node cache in a run-start storm put a tenth of its
+CPU there. Raising the threshold (50 000 until 2026-12-07) took that CPU off, but moved it
+into one pause: in the cold stampede (`benchmarks/cold_stampede.py`, 2000 requests in flight)
+each young collection stopped the proxy for 16 to 30 ms and an occasional full one for 300 ms and
+more, in the middle of the burst, while the upstream fetches waited to be sent.
+
+So the proxy collects when its event loop is quiet (`QuietCollector`, started by the app):
+every `TICK_SECONDS` a timer looks at how late it ran. A loop that has run its timers on time
+for `QUIET_TICKS` ticks in a row has no burst in hand, and the generations due are collected
+then, the older ones in CPython's own ratios. A loop never quiet still collects the young
+generation once it holds `BUSY_YOUNG` objects (a pause of some 40 ms), and the interpreter's
+own trigger stays as a backstop at `BACKSTOP_YOUNG` for a loop that cannot run its timers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
-__all__ = ["YOUNG_THRESHOLD", "tune_gc"]
+__all__ = [
+    "BACKSTOP_YOUNG",
+    "BUSY_YOUNG",
+    "MIN_YOUNG",
+    "QUIET_TICKS",
+    "YOUNG_THRESHOLD",
+    "QuietCollector",
+    "generation_due",
+    "tune_gc",
+]
 
-YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections (CPython: 700)
+YOUNG_THRESHOLD = 50_000  # automatic young collections of a process without a QuietCollector
+BACKSTOP_YOUNG = 250_000  # automatic young collections under a QuietCollector
+BUSY_YOUNG = 100_000  # young objects collected even while the loop is busy
+MIN_YOUNG = 5_000  # young objects worth a collection when the loop is quiet
+TICK_SECONDS = 0.05
+LATE_SECONDS = 0.003  # a tick this late means the loop had a burst in hand
+QUIET_TICKS = 4  # on-time ticks in a row that make a quiet loop (200 ms)
 
 
 def tune_gc(young_threshold: int = YOUNG_THRESHOLD) -> None:
@@ -25,3 +51,64 @@ def tune_gc(young_threshold: int = YOUNG_THRESHOLD) -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, old)
+
+
+def generation_due(
+    count: tuple[int, int, int], thresholds: tuple[int, int, int], quiet: bool
+) -> int | None:
+    """The generation to collect now (`gc.collect(n)`), or None.
+
+    `count` and `thresholds` are `gc.get_count()` and `gc.get_threshold()`: young objects,
+    then young collections since the last middle one, middle collections since the last full
+    one. A quiet loop collects from `MIN_YOUNG` young objects, and the older generations when
+    CPython would (every `thresholds[1]` young, every `thresholds[2]` middle collections); a
+    busy one only the young generation, and only from `BUSY_YOUNG`."""
+    young, young_runs, middle_runs = count
+    if not quiet:
+        return 0 if young >= BUSY_YOUNG else None
+    if young < MIN_YOUNG:
+        return None
+    _, middle, old = thresholds
+    if young_runs + 1 < middle:
+        return 0
+    return 1 if middle_runs + 1 < old else 2
+
+
+class QuietCollector:
+    """Runs the collections `generation_due` names from a timer on the running loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.on_time = 0  # ticks in a row that ran on time
+        self.collections = [0, 0, 0]  # per generation, made here
+        self._due = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Tick from now on; the automatic trigger becomes a backstop."""
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(BACKSTOP_YOUNG, middle, old)
+        self._schedule()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def tick(self, late: float) -> int | None:
+        """One look, `late` seconds after it was due: the generation collected, if any."""
+        self.on_time = self.on_time + 1 if late < LATE_SECONDS else 0
+        quiet = self.on_time >= QUIET_TICKS
+        generation = generation_due(gc.get_count(), gc.get_threshold(), quiet)
+        if generation is not None:
+            gc.collect(generation)
+            self.collections[generation] += 1
+        return generation
+
+    def _schedule(self) -> None:
+        self._due = self.loop.time() + TICK_SECONDS
+        self._timer = self.loop.call_at(self._due, self._run)
+
+    def _run(self) -> None:
+        self.tick(self.loop.time() - self._due)
+        self._schedule()

@@ -29,6 +29,7 @@ from outpost.accesslog import logged, open_access_log
 from outpost.errors import OutpostError
 from outpost.limits import limits_from
 from outpost.redact import SecretScrubber
+from outpost.runtime import QuietCollector
 from outpost.urls import FEED_PATH
 from proxy.admin import admin_routes
 from proxy.core.directives import CacheControl, request_cache_control
@@ -156,6 +157,8 @@ class ProxyApp:
             settings.access_log, settings.access_log_format, self.metrics.access_log_dropped.inc
         )
         self.hits.access_log = self.access_log
+        if self.store.l2 is None:  # else a miss asks the shared tier first (`Engine.resolve`)
+            self.hits.lead = self.engine.lead
         self.responder = Responder(self.name, self.epoch, self.clock)
         self.pass_through = PassThrough(
             name=self.name,
@@ -190,6 +193,9 @@ class ProxyApp:
                 ),
             )
         self._exit: contextlib.AsyncExitStack | None = None
+        # collect garbage when the loop is quiet (`outpost.runtime`); set by the servers'
+        # entry points after `tune_gc`, never in-process (tests, benchmarks' own loops)
+        self.quiet_gc = False
 
     def _prepare(self, value: Stored) -> Stored:
         if isinstance(value, Entry) and value.serving is None:
@@ -256,6 +262,10 @@ class ProxyApp:
         if self.redis is not None:  # catch up with flushes made while this proxy was down
             self.epoch.adopt(await self.redis.epoch())
         self._exit = contextlib.AsyncExitStack()
+        if self.quiet_gc:
+            collector = QuietCollector(asyncio.get_running_loop())
+            collector.start()
+            self._exit.callback(collector.stop)
         sampling = asyncio.get_running_loop().create_task(self.dashboard.run())
         self._exit.push_async_callback(_cancel, sampling)
         if self.feed is not None:

@@ -145,6 +145,15 @@ class Engine:
             case _:
                 assert_never(decision.verdict)
 
+    def lead(self, request: Request) -> asyncio.Future[Outcome] | None:
+        """Start the shared fetch of a plain miss seen below ASGI (`proxy.hits.HitPath.watch`:
+        a GET or HEAD without directives, validators or credentials, nothing stored for its
+        key in memory, no shared tier to ask): what `resolve` would start for it, without
+        waiting for the request's ASGI cycle. The future of the outcome, or None when a
+        fetch of the key is in flight already."""
+        fetch = self._fetcher(request.key, request, None, Fwd.MISS)
+        return self.flights.start(request.key, Fwd.MISS, fetch)
+
     # --- fetches ---------------------------------------------------------------------------
 
     def _fetcher(

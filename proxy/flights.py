@@ -209,11 +209,14 @@ class Flights:
             result.remove_done_callback(wake)
         return result.done()
 
-    def start(self, key: str, fwd: Fwd, fetch: Fetch) -> None:
-        """Fetch `key` in the background (stale-while-revalidate), unless already under way."""
+    def start(self, key: str, fwd: Fwd, fetch: Fetch) -> asyncio.Future[Outcome] | None:
+        """Fetch `key` in the background (stale-while-revalidate; a miss `proxy.protocol`
+        leads), unless already under way: the future of its outcome, or None if it was."""
         flight, leader = self._table.join(key)
-        if leader:
-            self._start(key, fwd, fetch, flight.result)
+        if not leader:
+            return None
+        self._start(key, fwd, fetch, flight.result)
+        return flight.result
 
     def reserve(self, key: str) -> bool:
         """Hold the flight for `key` for the request about to lead it (`proxy.protocol`

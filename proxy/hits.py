@@ -6,22 +6,25 @@ its marker, then the variant the request selects), the core's `fresh_hit` rule a
 (or, below ASGI in `proxy.protocol`, one socket write). Everything else goes to the engine.
 
 `proxy.protocol` depends on this module alone: it asks `answer_hit` for a plain hit, `watch`es
-a fetch already in flight for a plain miss, and once that fetch settles asks `answer_collapsed`
-for the answer, or hands the request to the ASGI app with the outcome under `COLLAPSED`.
+the fetch of a plain miss (one in flight, or one its head starts), and once that fetch settles
+asks `answer_waited` for the answer, or hands the request to the ASGI app with the outcome
+under `COLLAPSED`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from starlette.types import Scope
 
-from outpost.accesslog import AccessLog
+from outpost.accesslog import ACCESS_NOTE, AccessLog
 from outpost.errors import BadRequest
-from proxy.core.directives import parse_cache_control
+from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.entry import SECOND, Entry
 from proxy.core.headers import Headers
 from proxy.core.keys import primary_key, variant_key
@@ -29,13 +32,13 @@ from proxy.core.memo import remember
 from proxy.core.policy import fresh_hit, plain_request
 from proxy.core.serving import entry_headers, hit_head, response_head
 from proxy.epoch import EpochState
-from proxy.flights import Flights, Outcome, describe
+from proxy.flights import Flights, Outcome, Request, describe
 from proxy.gate import Gate
 from proxy.metrics import Tally
 from proxy.storage.base import Stored, VaryMarker
 from proxy.storage.memory import MemoryStore
 
-__all__ = ["COLLAPSED", "INTERIM", "RESERVED", "SPECIAL", "HitPath"]
+__all__ = ["COLLAPSED", "INTERIM", "RESERVED", "SPECIAL", "HitPath", "Watched"]
 
 KEY_MEMO_LIMIT = 100_000
 # Scope key under which `proxy.protocol` hands over the outcome of the fetch a request waited
@@ -61,6 +64,18 @@ SPECIAL = frozenset(
 )
 
 
+NO_DIRECTIVES = CacheControl()
+
+
+class Watched(NamedTuple):
+    """The fetch a request waits for below ASGI; `leads` when its head started it, and then
+    `note` is what the fetch told the access log (`outpost.accesslog.ACCESS_NOTE`)."""
+
+    result: asyncio.Future[Outcome]
+    leads: bool
+    note: dict[str, object] | None = None
+
+
 class HitPath:
     def __init__(
         self,
@@ -76,6 +91,9 @@ class HitPath:
         self.name, self.memory, self.epoch, self.gate = name, memory, epoch, gate
         self.flights, self.tally, self.clock = flights, tally, clock
         self.access_log: AccessLog | None = None  # where the protocol records what it answers
+        # starts the shared fetch of a plain miss (`Engine.lead`); None when a shared tier
+        # must be asked first, which only the engine's own `resolve` does
+        self.lead: Callable[[Request], asyncio.Future[Outcome] | None] | None = None
         self._keys: dict[bytes, str | BadRequest] = {}
         self._plain: dict[bytes, bool] = {}  # Cache-Control value → `plain_request`
 
@@ -153,38 +171,57 @@ class HitPath:
 
     def watch(
         self,
+        method: bytes,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         client: tuple[str, int] | None,
-    ) -> asyncio.Future[Outcome] | str | None:
+    ) -> Watched | str | None:
         """Below ASGI, for a GET or HEAD of `target` with nothing of it in memory: the fetch
-        already in flight, joined as a waiter (a future); or, when there is none, the key of
-        the flight reserved for this request to lead (a str: the ASGI app must `join` or
-        `release` it); None when the request is not one to wait for. At a run start hundreds
-        of a node's clients ask for the run's new resolve URL within a millisecond; they wait
-        for its one fetch here, instead of each going through a request cycle.
+        to wait for (`Watched`): the one already in flight, joined, or one this request's
+        head starts (`lead`, when there is no shared tier to ask first); else the key of the
+        flight reserved for the request to lead from its ASGI cycle (a str: the app must
+        `join` or `release` it); None when the request is not one to wait for.
+
+        At a run start hundreds of a node's clients ask for the run's new resolve URL within
+        a millisecond, and at a cold start hundreds of new URLs arrive at once: they wait for
+        the fetches here, instead of each going through a request cycle, and a fetch starts
+        as its first request's head is read, not once that request's cycle has its turn
+        after the heads of all the others (`benchmarks/cold_stampede.py`).
 
         Only a request without directives or validators waits here, and only when nothing is
         stored for its key: a stale entry may be served while it is revalidated."""
-        key = self._protocol_key(target, client)
-        if key is None or any(k in SPECIAL for k, _ in headers):
+        primary = self._protocol_key(target, client)
+        if primary is None or any(k in SPECIAL for k, _ in headers):
             return None
-        key, stored = self._in_memory(key, headers)
+        key, stored = self._in_memory(primary, headers)
         if stored is not None:
             return None
         flight = self.flights.watch(key)
         if flight is not None:
-            return flight
+            return Watched(flight, leads=False)
+        if self.lead is not None and key == primary:  # no variant: nothing stored at all
+            request = Request(method.decode(), primary, headers, NO_DIRECTIVES)
+            note: dict[str, object] = {}  # the fetch task's context carries it, as in `logged`
+            context = contextvars.copy_context()
+            context.run(ACCESS_NOTE.set, note)
+            started = context.run(self.lead, request)
+            if started is not None:
+                return Watched(started, leads=True, note=note)
         return key if self.flights.reserve(key) else None
 
     def release(self, reserved: str) -> None:
         """A flight `watch` reserved that no request will lead after all."""
         self.flights.release(reserved)
 
-    def settled(self, watched: asyncio.Future[Outcome]) -> Outcome:
-        return self.flights.settled(watched)
+    def settled(self, watched: Watched) -> Outcome:
+        """The outcome a request that `watch`ed gets: the fetch's own for the request that
+        led it, the collapsed one for the others (or a 504 after `timeout`)."""
+        result = watched.result
+        if watched.leads and result.done() and not result.cancelled():
+            return result.result()
+        return self.flights.settled(result)
 
-    def answer_collapsed(
+    def answer_waited(
         self,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -194,9 +231,9 @@ class HitPath:
     ) -> tuple[bytes, bytes] | None:
         """Below ASGI: the response head and body for a request that waited, since `started`
         (`time.perf_counter()`), for the fetch that ended with `outcome`, as the engine answers
-        a collapsed request; None when the ASGI app must answer it from `outcome` (under the
-        scope key COLLAPSED): the fetch failed, stored nothing, is relaying its body, or
-        stored another variant than this request's."""
+        a request that led or joined a fetch; None when the ASGI app must answer it from
+        `outcome` (under the scope key COLLAPSED): the fetch failed, stored nothing, is
+        relaying its body, or stored another variant than this request's."""
         fetched = outcome.entry
         if fetched is None or outcome.error is not None or outcome.warning is not None:
             return None
@@ -208,12 +245,18 @@ class HitPath:
         if entry is None or entry.body is not fetched.body:
             return None
         body = b"" if head else entry.body
-        self.tally.count_fast_collapsed(time.perf_counter() - started, len(body))
-        return self._collapsed_head(outcome, entry, now), body
+        answered = self._waited_head(outcome, entry, now), body
+        if outcome.collapsed:
+            self.tally.count_fast_collapsed(time.perf_counter() - started, len(body))
+        else:  # the request whose head started the fetch
+            label, _ = describe(self.name, outcome, False, now)
+            self.tally.count_fast_led(label, time.perf_counter() - started, len(body))
+        return answered
 
-    def _collapsed_head(self, outcome: Outcome, entry: Entry, now: int) -> bytes:
-        """The response head for the waiters of `outcome`, made once per second of age and
-        epoch: a run start's waiters for one URL all get the same bytes."""
+    def _waited_head(self, outcome: Outcome, entry: Entry, now: int) -> bytes:
+        """The response head for the requests that waited for `outcome` (the collapsed one,
+        or the leader's own), made once per second of age and epoch: a run start's waiters
+        for one URL all get the same bytes."""
         epoch = self.epoch.value
         moment = (entry.age(now) // SECOND, epoch)
         memo: tuple[tuple[int, int], Entry, bytes] | None = outcome.__dict__.get("_head")

@@ -12,4 +12,5 @@ def app_from_environment() -> ProxyApp:
     logsafe.install()
     app = create_app(with_run_control_token(load_settings(ProxySettings, "proxy")))
     tune_gc()
+    app.quiet_gc = True
     return app

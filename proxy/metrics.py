@@ -45,6 +45,7 @@ class Tally(Collector):
         self.bytes = 0
         self.fast_hits = 0
         self.fast_collapsed = 0
+        self.fast_led = 0
         self.waiters = 0  # requests that waited for a fetch already under way
 
     def count(self, result: str, seconds: float, size: int) -> None:
@@ -62,6 +63,11 @@ class Tally(Collector):
         """A request that waited below ASGI for another one's fetch and was answered there."""
         self.count("collapsed", seconds, size)
         self.fast_collapsed += 1
+
+    def count_fast_led(self, result: str, seconds: float, size: int) -> None:
+        """A request whose head started the fetch of its URL below ASGI, answered there."""
+        self.count(result, seconds, size)
+        self.fast_led += 1
 
     def count_waiter(self) -> None:
         """A request joined a fetch already under way (a plain int: prometheus_client's
@@ -112,6 +118,12 @@ class Tally(Collector):
             "Requests that waited for another one's fetch and were written by the HTTP protocol"
             " itself, without the ASGI app (also in requests, as collapsed).",
             value=self.fast_collapsed,
+        )
+        yield CounterMetricFamily(
+            "outpost_proxy_fast_led",
+            "Misses whose fetch the HTTP protocol started as their head arrived, answered by"
+            " it without the ASGI app (also in requests, as miss).",
+            value=self.fast_led,
         )
         yield CounterMetricFamily(
             "outpost_proxy_coalesced_waiters",

@@ -20,14 +20,16 @@ It takes the hit path only when that cannot change what the client sees:
 - `answer_hit` agrees: origin-form target, a client the gate already admitted, no forward mode,
   not an admin route, the request's directives leave a fresh memory entry servable.
 
-A plain GET whose URL is not stored yet but already being fetched (at a run start, hundreds of
-a node's clients ask for the run's new resolve URL within milliseconds) waits below ASGI as
-well: uvicorn makes its request cycle as usual, so pipelining, keep-alive and shutdown work
-unchanged, but instead of running the app the protocol waits for the fetch and then writes
-the answer the engine gives a collapsed request (`HitPath.answer_collapsed`), in one write.
-If the fetch failed, stored another variant or took longer than `coalesce_timeout_seconds`,
-the cycle runs the ASGI app with the fetch's outcome, which it serves as it serves the
-engine's own waiters.
+A plain GET whose URL is not stored yet waits below ASGI as well, for the fetch in flight (at
+a run start, hundreds of a node's clients ask for the run's new resolve URL within
+milliseconds) or for the one its own head starts (`HitPath.watch`: at a cold start hundreds of
+new URLs arrive at once, and a fetch started from each leader's ASGI cycle would only go
+upstream once the heads of all the others had been read). uvicorn makes its request cycle as
+usual, so pipelining, keep-alive and shutdown work unchanged, but instead of running the app
+the protocol waits for the fetch and then writes the answer the engine gives the leader or a
+collapsed request (`HitPath.answer_waited`), in one write. If the fetch failed, stored another
+variant or took longer than `coalesce_timeout_seconds`, the cycle runs the ASGI app with the
+fetch's outcome, which it serves as it serves the engine's own waiters.
 
 It builds on uvicorn's protocol internals (`cycle`, `pipeline`, `flow`, `url`, `headers`,
 `_start_asgi_task`), so `pyproject.toml` bounds uvicorn's version;
@@ -45,8 +47,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from outpost.connections import LimitedProtocol
 from proxy.core.serving import response_head
-from proxy.flights import Outcome
-from proxy.hits import COLLAPSED, INTERIM, RESERVED, HitPath
+from proxy.hits import COLLAPSED, INTERIM, RESERVED, HitPath, Watched
 
 __all__ = ["HitProtocol", "find_hit_path"]
 
@@ -67,7 +68,7 @@ class HitProtocol(LimitedProtocol):
         super().__init__(*args, **kwargs)
         self.proxy = find_hit_path(self.app)
         self.answered = False  # the current request was answered by the hit path
-        self.pending: asyncio.Future[Outcome] | None = None  # the fetch it is to wait for
+        self.pending: Watched | None = None  # the fetch it is to wait for
         self.reserved: str | None = None  # the key of the flight it is to lead
 
     def on_head_accepted(self) -> None:
@@ -91,7 +92,7 @@ class HitProtocol(LimitedProtocol):
                     self.timeout_keep_alive, self.timeout_keep_alive_handler
                 )
                 return
-            watched = proxy.watch(self.url, self.headers, self.client)
+            watched = proxy.watch(self.parser.get_method(), self.url, self.headers, self.client)
             if isinstance(watched, str):
                 self.reserved = watched
             else:
@@ -122,7 +123,7 @@ class HitProtocol(LimitedProtocol):
         outcome = proxy.settled(waiter.pending)
         answer = None
         if not self.flow.write_paused:  # a slow reader gets the ASGI cycle's back-pressure
-            answer = proxy.answer_collapsed(
+            answer = proxy.answer_waited(
                 waiter.target, waiter.headers, waiter.head, outcome, waiter.started
             )
         if answer is None:  # the app answers it from the outcome, as the engine's waiters
@@ -130,18 +131,32 @@ class HitProtocol(LimitedProtocol):
             super()._start_asgi_task(cycle, waiter.app)
             return
         self._write(answer)
-        if proxy.access_log is not None:
+        log = proxy.access_log
+        if log is not None:
             method = b"HEAD" if waiter.head else b"GET"
-            proxy.access_log.hit(
-                self.client,
-                method,
-                waiter.target,
-                answer[0],
-                len(answer[1]),
-                waiter.started,
-                waiter.headers,
-                "TCP_CF_HIT",
-            )
+            head, size = answer[0], len(answer[1])
+            if waiter.pending.note is not None:  # it led the fetch: the upstream is named
+                log.fetched(
+                    self.client,
+                    method,
+                    waiter.target,
+                    head,
+                    size,
+                    waiter.started,
+                    waiter.headers,
+                    waiter.pending.note,
+                )
+            else:
+                log.hit(
+                    self.client,
+                    method,
+                    waiter.target,
+                    head,
+                    size,
+                    waiter.started,
+                    waiter.headers,
+                    "TCP_CF_HIT",
+                )
         cycle.response_started = cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:  # the server is shutting down
@@ -208,7 +223,7 @@ class _Waiter:
         proxy: HitPath,
         cycle: RequestResponseCycle,
         app: Any,
-        pending: asyncio.Future[Outcome],
+        pending: Watched,
     ) -> None:
         self.protocol, self.proxy, self.cycle, self.app = protocol, proxy, cycle, app
         self.pending = pending
@@ -217,12 +232,12 @@ class _Waiter:
         self.started = time.perf_counter()
         self.settled = False
         self.timer = protocol.loop.call_later(proxy.timeout, self.settle)
-        pending.add_done_callback(self.settle)
+        pending.result.add_done_callback(self.settle)
 
     def settle(self, _: object = None) -> None:
         if self.settled:
             return
         self.settled = True
         self.timer.cancel()
-        self.pending.remove_done_callback(self.settle)
+        self.pending.result.remove_done_callback(self.settle)
         self.protocol.finish_waiting(self)

@@ -145,6 +145,7 @@ def _proxy(args: argparse.Namespace) -> int:
 
         app: Any = create_app(settings)
         tune_gc()
+        app.quiet_gc = True
     else:
         _export(settings, "PROXY")
         app = "proxy.main:app_from_environment"

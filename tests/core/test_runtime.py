@@ -1,14 +1,26 @@
-"""The servers' collector tuning: start-up objects frozen, young collections less frequent."""
+"""The proxies' collector tuning: start-up objects frozen, young collections less frequent, and
+collections made when the event loop is quiet (`QuietCollector`), not in a burst."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from outpost.runtime import YOUNG_THRESHOLD, tune_gc
+from outpost.runtime import (
+    BACKSTOP_YOUNG,
+    BUSY_YOUNG,
+    MIN_YOUNG,
+    QUIET_TICKS,
+    YOUNG_THRESHOLD,
+    QuietCollector,
+    generation_due,
+    tune_gc,
+)
 
 
 @pytest.fixture
@@ -44,3 +56,62 @@ def test_cycles_made_after_tuning_are_still_collected_without_being_asked() -> N
     garbage = [[] for _ in range(1000)]  # allocations past the threshold trigger one
     assert gone() is None
     del garbage
+
+
+# --- collecting when the loop is quiet (`QuietCollector`) ----------------------------------------
+
+THRESHOLDS = (700, 10, 10)
+
+
+def test_a_busy_loop_collects_only_a_large_young_generation() -> None:
+    assert generation_due((BUSY_YOUNG - 1, 9, 9), THRESHOLDS, quiet=False) is None
+    assert generation_due((BUSY_YOUNG, 9, 9), THRESHOLDS, quiet=False) == 0  # never older ones
+
+
+def test_a_quiet_loop_collects_the_generations_due_in_cpythons_ratios() -> None:
+    assert generation_due((MIN_YOUNG - 1, 0, 0), THRESHOLDS, quiet=True) is None
+    assert generation_due((MIN_YOUNG, 0, 0), THRESHOLDS, quiet=True) == 0
+    assert generation_due((MIN_YOUNG, 9, 0), THRESHOLDS, quiet=True) == 1  # the 10th young run
+    assert generation_due((MIN_YOUNG, 9, 9), THRESHOLDS, quiet=True) == 2  # the 10th middle run
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_the_collector_waits_for_quiet_ticks_and_backs_the_automatic_trigger_off() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        collector = QuietCollector(loop)
+        collector.start()
+        assert gc.get_threshold()[0] == BACKSTOP_YOUNG
+        garbage = [[] for _ in range(MIN_YOUNG * 2)]  # young objects alive now
+        assert collector.tick(late=0.5) is None  # a late tick: a burst in hand
+        for _ in range(QUIET_TICKS - 1):
+            assert collector.tick(late=0.0) is None  # not quiet for long enough yet
+        assert collector.tick(late=0.0) is not None  # quiet: collected
+        assert sum(collector.collections) == 1
+        del garbage
+        collector.stop()
+    finally:
+        loop.close()
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_cycles_are_collected_by_the_ticks_of_a_running_loop() -> None:
+    class Node:
+        other: Node | None = None
+
+    async def scenario() -> bool:
+        collector = QuietCollector(asyncio.get_running_loop())
+        collector.start()
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        padding = [[] for _ in range(MIN_YOUNG)]  # enough young objects to be worth it
+        deadline = time.monotonic() + 5
+        while gone() is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        del padding
+        collector.stop()
+        return gone() is None
+
+    assert asyncio.run(scenario())

@@ -17,6 +17,7 @@ from support.stack import Server, Stack
 
 FRONTIER_ID = "CMSSW_14_0_0 4242 shifter"
 RESOLVE = "/v1/resolve/OUTPOST_HLT_2026_V1?run=500"
+RESOLVE_501 = "/v1/resolve/OUTPOST_HLT_2026_V1?run=501"
 
 
 def lines(path: Path, count: int, seconds: float = 10) -> list[str]:
@@ -50,7 +51,9 @@ def test_every_request_gets_a_line_with_what_the_cache_did(
         assert "hit" in second.headers["cache-status"] and head.status_code == 200
         assert client.get("/_outpost/healthz").status_code == 200
         assert client.get("/v1/tags/bad;name").status_code == 400
-    logged: list[dict[str, Any]] = [orjson.loads(line) for line in lines(path, 6)]
+        # a known client's cold URL: its head starts the fetch below ASGI (`proxy.protocol`)
+        assert client.get(RESOLVE_501).status_code == 200
+    logged: list[dict[str, Any]] = [orjson.loads(line) for line in lines(path, 7)]
     records = logged[[r["target"] for r in logged].index(RESOLVE) :]  # after the start-up probes
     assert [(r["method"], r["status"], r["result"]) for r in records] == [
         ("GET", 200, "TCP_MISS"),
@@ -58,9 +61,13 @@ def test_every_request_gets_a_line_with_what_the_cache_did(
         ("HEAD", 200, "TCP_MEM_HIT"),
         ("GET", 200, "NONE"),
         ("GET", 400, "TCP_MISS"),  # not stored: passed to the origin, which refused it
+        ("GET", 200, "TCP_MISS"),
     ]
     miss, hit, head_line = records[:3]
     assert miss["upstream"] == origin.url and miss["attempts"] == 1
+    led = records[5]
+    assert led["target"] == RESOLVE_501 and led["upstream"] == origin.url
+    assert led["attempts"] == 1 and led["cache_status"].startswith("site; fwd=miss")
     assert hit["upstream"] == "-" and hit["bytes"] == int(second.headers["content-length"])
     assert head_line["bytes"] == 0
     assert all(r["target"] == RESOLVE and r["frontier_id"] == FRONTIER_ID for r in records[:3])

@@ -228,6 +228,22 @@ def test_requests_for_a_url_in_flight_wait_below_asgi_for_its_one_fetch(
     again.close()
 
 
+def test_a_known_clients_miss_starts_its_fetch_below_asgi_and_the_others_join_it(
+    slow_node: tuple[str, Server],
+) -> None:
+    """Once the gate knows the client, the first request's head starts the fetch in the
+    protocol (no ASGI cycle), and it is answered there with the fetch's own answer."""
+    upstream, node = slow_node
+    assert httpx.get(f"{node.url}/slow/known").status_code == 200  # the gate admits the client
+    first, waiters = _storm(node, "/slow/led?delay=1")
+    assert httpx.get(f"{upstream}/count/led").json() == 1
+    assert node.metric("outpost_proxy_fast_led_total") == 1
+    assert node.metric(COLLAPSED_BELOW) == WAITERS
+    assert first.header("cache-status") == "node; fwd=miss; fwd-status=200; stored"
+    assert {a.body for a in waiters} == {first.body}
+    assert all(a.header("cache-status").endswith("; collapsed") for a in waiters)
+
+
 def test_a_request_pipelined_behind_a_waiting_one_is_answered_after_it(
     slow_node: tuple[str, Server],
 ) -> None:

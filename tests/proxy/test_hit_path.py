@@ -1,0 +1,107 @@
+"""The hit path's handling of a plain miss (`proxy.hits.HitPath.watch`), driven without sockets
+the way `proxy.protocol` drives it: the first request's head starts the shared fetch at once
+(no ASGI cycle of its own), later ones join it, the leader gets the fetch's own answer and the
+others the collapsed one; with a shared tier the fetch is left to the engine, which asks that
+tier first. The same with real processes: `tests/integration/test_hit_protocol.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from support.inprocess import InProcessUpstream
+from support.origin import FakeClock
+from support.scripted import Answer, ScriptedOrigin
+
+from proxy.app import ProxyApp, create_app
+from proxy.hits import Watched
+from proxy.settings import ProxySettings
+from proxy.storage.memory import MemoryStore
+from proxy.storage.tiered import TieredStore
+
+UPSTREAM = "http://origin.test"
+HEADERS = [(b"host", b"node.test"), (b"user-agent", b"hlt")]
+
+
+def _app(origin: ScriptedOrigin, *, shared_tier: bool = False) -> ProxyApp:
+    client = httpx.AsyncClient(mounts={UPSTREAM: httpx.ASGITransport(app=origin)})  # type: ignore[arg-type]
+    clock = FakeClock()
+    store = None
+    if shared_tier:  # a second tier (any store): a miss must ask it before going upstream
+        store = TieredStore(MemoryStore(1 << 20), MemoryStore(1 << 20), clock=clock)
+    settings = ProxySettings(name="node", upstreams=(UPSTREAM,))
+    return create_app(settings, store=store, upstream_client=InProcessUpstream(client), clock=clock)
+
+
+def _fresh(body: bytes) -> Answer:
+    return Answer(200, {"cache-control": "max-age=60", "content-type": "text/plain"}, body)
+
+
+def test_the_first_head_of_a_miss_starts_the_fetch_and_the_others_join_it() -> None:
+    origin = ScriptedOrigin()
+    origin.script("/run/500", _fresh(b"conditions"))
+
+    async def scenario() -> None:
+        app = _app(origin)
+        hits = app.hits
+        led = hits.watch(b"GET", b"/run/500", HEADERS, None)
+        assert isinstance(led, Watched) and led.leads and led.note == {}
+        joined = hits.watch(b"GET", b"/run/500", HEADERS, None)
+        assert isinstance(joined, Watched) and not joined.leads
+        assert joined.result is led.result  # one flight
+        await asyncio.wait_for(asyncio.shield(led.result), 5)
+        assert origin.count("/run/500") == 1
+        assert led.note is not None and led.note["upstream"] == UPSTREAM  # for the access log
+
+        own = hits.answer_waited(
+            b"/run/500", HEADERS, False, hits.settled(led), time.perf_counter()
+        )
+        other = hits.answer_waited(
+            b"/run/500", HEADERS, False, hits.settled(joined), time.perf_counter()
+        )
+        assert own is not None and other is not None
+        assert own[1] == other[1] == b"conditions"
+        assert b"cache-status: node; fwd=miss; fwd-status=200; stored\r\n" in own[0]
+        assert b"cache-status: node; fwd=miss; fwd-status=200; stored; collapsed\r\n" in other[0]
+        assert (app.tally.fast_led, app.tally.fast_collapsed) == (1, 1)
+        assert app.tally.counts["miss"] == 1 and app.tally.counts["collapsed"] == 1
+        await app.engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_request_with_directives_or_a_stored_entry_is_not_led_below_asgi() -> None:
+    origin = ScriptedOrigin()
+    origin.script("/a", _fresh(b"a"))
+
+    async def scenario() -> None:
+        app = _app(origin)
+        hits = app.hits
+        asked = [*HEADERS, (b"cache-control", b"no-cache")]
+        assert hits.watch(b"GET", b"/a", asked, None) is None  # the engine decides
+        led = hits.watch(b"GET", b"/a", HEADERS, None)
+        assert isinstance(led, Watched)
+        await asyncio.wait_for(asyncio.shield(led.result), 5)
+        assert hits.watch(b"GET", b"/a", HEADERS, None) is None  # stored: a hit, not a wait
+        assert hits.watch(b"GET", b"/_outpost/healthz", HEADERS, None) is None
+        assert origin.count("/a") == 1
+        await app.engine.close()
+
+    asyncio.run(scenario())
+
+
+def test_with_a_shared_tier_the_miss_is_reserved_for_the_engine_to_lead() -> None:
+    origin = ScriptedOrigin()
+    origin.script("/a", _fresh(b"a"))
+
+    async def scenario() -> None:
+        app = _app(origin, shared_tier=True)
+        reserved = app.hits.watch(b"GET", b"/a", HEADERS, None)
+        assert reserved == "/a"  # its ASGI cycle leads, through `Engine.resolve`
+        await asyncio.sleep(0.05)
+        assert origin.count("/a") == 0  # nothing started below ASGI
+        app.hits.release(reserved)
+        await app.engine.close()
+
+    asyncio.run(scenario())
