@@ -41,6 +41,8 @@ from harness import HOST, clean_environment, free_port, outpost_command
 from hit_throughput import Server, start_server, stop_server
 from wrk import BenchmarkError
 
+from outpost.accesslog import FLUSH_SECONDS
+
 TOKEN = "bench-writer-token"
 
 
@@ -99,10 +101,20 @@ def upload(origin: str, data: bytes) -> str:
     return digest
 
 
-def origin_requests(origin: Server, digest: str) -> int:
-    """How many GETs of the payload reached the origin (from its access log)."""
-    log = origin.logs[0].read_text(errors="replace")
-    return sum(1 for line in log.splitlines() if f"/v1/payloads/{digest}" in line and "GET" in line)
+def origin_requests(origin: Server, digest: str, at_least: int) -> int:
+    """How many GETs of the payload reached the origin (from its access log, which is written
+    in batches every `FLUSH_SECONDS`: read until it holds `at_least` and stops growing)."""
+    counted, deadline = -1, time.monotonic() + 5
+    while time.monotonic() < deadline:
+        log = origin.logs[0].read_text(errors="replace")
+        count = sum(
+            1 for line in log.splitlines() if f"/v1/payloads/{digest}" in line and "GET" in line
+        )
+        if count >= at_least and count == counted:
+            return count
+        counted = count
+        time.sleep(FLUSH_SECONDS + 0.05)
+    return counted
 
 
 def start_tree(workdir: Path, startup_timeout: float, relay_from: str | None) -> Tree:
@@ -171,7 +183,8 @@ def measure(tree: Tree, runs: int, size: int, clients: int, quiet: bool) -> dict
             through = asyncio.run(all_at_once(tree.node.base, path, n, digest))
             ratios[scenario].append(through / direct)
             seconds[scenario].append((direct, through))
-            counts.append(origin_requests(tree.origin, digest) - 3 * n)  # the direct GETs aside
+            direct_gets = 3 * n  # aside: only the tree's own requests count
+            counts.append(origin_requests(tree.origin, digest, direct_gets + 1) - direct_gets)
             if not quiet:
                 print(
                     f"run {run + 1} {scenario}: direct {direct * 1000:.0f} ms, "

@@ -24,6 +24,7 @@ from starlette.types import Scope
 
 from outpost.accesslog import ACCESS_NOTE, AccessLog
 from outpost.errors import BadRequest
+from outpost.urls import FEED_PATH
 from proxy.core.directives import CacheControl, parse_cache_control
 from proxy.core.entry import SECOND, Entry
 from proxy.core.headers import Headers
@@ -191,8 +192,8 @@ class HitPath:
         Only a request without directives or validators waits here, and only when nothing is
         stored for its key: a stale entry may be served while it is revalidated."""
         primary = self._protocol_key(target, client)
-        if primary is None or any(k in SPECIAL for k, _ in headers):
-            return None
+        if primary is None or any(k in SPECIAL for k, _ in headers) or _is_feed(primary):
+            return None  # (a feed poll is this proxy's own answer, never a fetch to share)
         key, stored = self._in_memory(primary, headers)
         if stored is not None:
             return None
@@ -290,6 +291,13 @@ class HitPath:
             return None
         key = self._keys.get(target) or self.key(_target_scope(target))  # the same memo
         return key if isinstance(key, str) else None  # a refused target: the app says why
+
+
+def _is_feed(key: str) -> bool:
+    """Whether a primary key is the change feed's (`outpost.urls.FEED_PATH`, as the app sees
+    its path: percent-decoded)."""
+    path = key.partition("?")[0]
+    return (unquote(path) if "%" in path else path) == FEED_PATH
 
 
 def _target_scope(target: bytes) -> Scope:

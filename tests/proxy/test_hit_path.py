@@ -71,7 +71,7 @@ def test_the_first_head_of_a_miss_starts_the_fetch_and_the_others_join_it() -> N
     asyncio.run(scenario())
 
 
-def test_a_request_with_directives_or_a_stored_entry_is_not_led_below_asgi() -> None:
+def test_directives_a_stored_entry_or_the_feed_are_not_led_below_asgi() -> None:
     origin = ScriptedOrigin()
     origin.script("/a", _fresh(b"a"))
 
@@ -85,6 +85,8 @@ def test_a_request_with_directives_or_a_stored_entry_is_not_led_below_asgi() -> 
         await asyncio.wait_for(asyncio.shield(led.result), 5)
         assert hits.watch(b"GET", b"/a", HEADERS, None) is None  # stored: a hit, not a wait
         assert hits.watch(b"GET", b"/_outpost/healthz", HEADERS, None) is None
+        for feed in (b"/v1/changes?after=3", b"/v1/chang%65s?after=3", b"/v1/changes"):
+            assert hits.watch(b"GET", feed, HEADERS, None) is None  # the proxy's own feed
         assert origin.count("/a") == 1
         await app.engine.close()
 
