@@ -93,9 +93,23 @@ class AccessLog:
         started: float,
         headers: Headers,
         result: str = "TCP_MEM_HIT",
+        note: dict[str, Any] | None = None,
     ) -> None:
         """A request answered below ASGI (a hit from memory; `TCP_CF_HIT`: by another
-        request's fetch): `head` is the response head as written."""
+        request's fetch): `head` is the response head as written. With a `note`, the request
+        started the fetch it waited for, and is recorded as `request` records one, with
+        what the fetch noted (the upstream that answered)."""
+        if note is not None:
+            path, _, query = target.partition(b"?")
+            scope = {
+                "client": client,
+                "method": method.decode("latin-1"),
+                "raw_path": path,
+                "query_string": query,
+                "headers": headers,
+            }
+            self.request(scope, int(head[9:12]), size, started, _head_fields(head), note)
+            return
         if len(self._pending) < self.max_pending:
             duration = time.perf_counter() - started
             host = client[0] if client else DASH
@@ -141,29 +155,6 @@ class AccessLog:
             )
         else:
             self.on_dropped(1)
-
-    def fetched(
-        self,
-        client: tuple[str, int] | None,
-        method: bytes,
-        target: bytes,
-        head: bytes,
-        size: int,
-        started: float,
-        headers: Headers,
-        note: dict[str, Any],
-    ) -> None:
-        """A request answered below ASGI whose head started the upstream fetch it waited for:
-        recorded as `request` records one, with what the fetch `note`d (the upstream)."""
-        path, _, query = target.partition(b"?")
-        scope = {
-            "client": client,
-            "method": method.decode("latin-1"),
-            "raw_path": path,
-            "query_string": query,
-            "headers": headers,
-        }
-        self.request(scope, int(head[9:12]), size, started, _head_fields(head), note)
 
     # --- writing: off the request path -----------------------------------------------------
 

@@ -78,6 +78,7 @@ class ProxyApp:
         store: TieredStore | None = None,
         upstream_client: HttpClient | None = None,
         clock: Callable[[], int] | None = None,
+        quiet_gc: bool = False,
     ) -> None:
         self.settings = settings
         self.connection_limits = limits_from(settings)  # what the HTTP protocol enforces
@@ -193,9 +194,9 @@ class ProxyApp:
                 ),
             )
         self._exit: contextlib.AsyncExitStack | None = None
-        # collect garbage when the loop is quiet (`outpost.runtime`); set by the servers'
+        # collect garbage when the loop is quiet (`outpost.runtime`): asked for by the servers'
         # entry points after `tune_gc`, never in-process (tests, benchmarks' own loops)
-        self.quiet_gc = False
+        self.quiet_gc = quiet_gc
 
     def _prepare(self, value: Stored) -> Stored:
         if isinstance(value, Entry) and value.serving is None:
@@ -402,5 +403,8 @@ def create_app(
     store: TieredStore | None = None,
     upstream_client: HttpClient | None = None,
     clock: Callable[[], int] | None = None,
+    quiet_gc: bool = False,
 ) -> ProxyApp:
-    return ProxyApp(settings, store=store, upstream_client=upstream_client, clock=clock)
+    return ProxyApp(
+        settings, store=store, upstream_client=upstream_client, clock=clock, quiet_gc=quiet_gc
+    )

@@ -10,7 +10,7 @@ from proxy.settings import ProxySettings, with_run_control_token
 def app_from_environment() -> ProxyApp:
     """The app of one worker process (uvicorn workers, granian), its collector tuned."""
     logsafe.install()
-    app = create_app(with_run_control_token(load_settings(ProxySettings, "proxy")))
-    tune_gc()
-    app.quiet_gc = True
+    settings = with_run_control_token(load_settings(ProxySettings, "proxy"))
+    app = create_app(settings, quiet_gc=True)
+    tune_gc()  # after the app is built, so its long-lived objects are frozen too
     return app

@@ -132,31 +132,21 @@ class HitProtocol(LimitedProtocol):
             return
         self._write(answer)
         log = proxy.access_log
-        if log is not None:
+        if log is not None:  # a leader's line names the upstream its fetch asked
             method = b"HEAD" if waiter.head else b"GET"
-            head, size = answer[0], len(answer[1])
-            if waiter.pending.note is not None:  # it led the fetch: the upstream is named
-                log.fetched(
-                    self.client,
-                    method,
-                    waiter.target,
-                    head,
-                    size,
-                    waiter.started,
-                    waiter.headers,
-                    waiter.pending.note,
-                )
-            else:
-                log.hit(
-                    self.client,
-                    method,
-                    waiter.target,
-                    head,
-                    size,
-                    waiter.started,
-                    waiter.headers,
-                    "TCP_CF_HIT",
-                )
+            head, size, note = answer[0], len(answer[1]), waiter.pending.note
+            result = "TCP_MISS" if note is not None else "TCP_CF_HIT"
+            log.hit(
+                self.client,
+                method,
+                waiter.target,
+                head,
+                size,
+                waiter.started,
+                waiter.headers,
+                result,
+                note,
+            )
         cycle.response_started = cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:  # the server is shutting down

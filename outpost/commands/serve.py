@@ -143,9 +143,8 @@ def _proxy(args: argparse.Namespace) -> int:
         from outpost.runtime import tune_gc
         from proxy.app import create_app
 
-        app: Any = create_app(settings)
-        tune_gc()
-        app.quiet_gc = True
+        app: Any = create_app(settings, quiet_gc=True)
+        tune_gc()  # after the app is built, so its long-lived objects are frozen too
     else:
         _export(settings, "PROXY")
         app = "proxy.main:app_from_environment"
