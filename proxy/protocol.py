@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
@@ -153,6 +154,12 @@ class HitProtocol(LimitedProtocol):
             self.transport.close()
         cycle.on_response()  # counts it; the next pipelined request, or the keep-alive timer
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # the cycle holds this protocol (its `on_response`): let go of it, so a closed
+        # connection's objects are freed at once instead of waiting for the cycle collector
+        self.cycle = None  # type: ignore[assignment]
+
     def on_body(self, body: bytes) -> None:
         if not self.answered:  # a GET's body, if any, is read and dropped
             super().on_body(body)
@@ -191,15 +198,18 @@ class HitProtocol(LimitedProtocol):
 
 class _InterimWriter:
     """Writes an interim (1xx) answer to the client of `cycle`, before its final answer only
-    (RFC 9110 §15.2: a proxy forwards them)."""
+    (RFC 9110 §15.2: a proxy forwards them). It is in the cycle's scope, so it holds the cycle
+    weakly: a reference cycle per request would be left for the cycle collector."""
 
     __slots__ = ("cycle", "transport")
 
     def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
-        self.transport, self.cycle = transport, cycle
+        self.transport, self.cycle = transport, weakref.ref(cycle)
 
     def __call__(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        cycle = self.cycle
+        cycle = self.cycle()
+        if cycle is None:
+            return  # the request is over
         if not (cycle.response_started or cycle.disconnected or self.transport.is_closing()):
             self.transport.write(response_head(status, headers))
 

@@ -7,15 +7,22 @@ tier first. The same with real processes: `tests/integration/test_hit_protocol.p
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
 
 import httpx
 from support.inprocess import InProcessUpstream
 from support.origin import FakeClock
 from support.scripted import Answer, ScriptedOrigin
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
 from proxy.app import ProxyApp, create_app
 from proxy.hits import Watched
+from proxy.protocol import HitProtocol
 from proxy.settings import ProxySettings
 from proxy.storage.memory import MemoryStore
 from proxy.storage.tiered import TieredStore
@@ -107,3 +114,94 @@ def test_with_a_shared_tier_the_miss_is_reserved_for_the_engine_to_lead() -> Non
         await app.engine.close()
 
     asyncio.run(scenario())
+
+
+class _Socketless(asyncio.Transport):
+    """What `HitProtocol` writes, kept; the connection's addresses, fixed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        for chunk in chunks:
+            self.written += chunk
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8081)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def test_a_closed_connection_is_freed_without_the_cycle_collector() -> None:
+    """A reference cycle per request (the protocol and uvicorn's cycle, the cycle and its
+    scope) leaves every object of the connection for the cycle collector, whose pauses then
+    land in the middle of a burst (`outpost.runtime`). Each kind of request, once its
+    connection is closed, must be freed by reference counting alone."""
+    origin = ScriptedOrigin()
+    origin.script("/run/0", _fresh(b"conditions"))
+    origin.script("/run/1", _fresh(b"conditions"))
+    plain = b"Host: node.test\r\nUser-Agent: hlt\r\n\r\n"
+    kinds = {  # in this order: the gate admits a client on its first request, through ASGI
+        "through ASGI": b"GET /run/0 HTTP/1.1\r\n" + plain,
+        "leads a miss below ASGI": b"GET /run/1 HTTP/1.1\r\n" + plain,
+        "waits for it below ASGI": b"GET /run/1 HTTP/1.1\r\n" + plain,
+        "a hit below ASGI": b"GET /run/1 HTTP/1.1\r\n" + plain,
+    }
+
+    async def scenario() -> dict[str, bool]:
+        app = _app(origin)
+        config = Config(app=app, http=HitProtocol, access_log=False, log_level="warning")
+        config.load()
+        state = ServerState()
+        open_: dict[str, tuple[HitProtocol, _Socketless]] = {}
+        for kind, request in kinds.items():
+            protocol = HitProtocol(config=config, server_state=state, app_state={})
+            transport = _Socketless()
+            protocol.connection_made(transport)
+            protocol.data_received(request)
+            open_[kind] = (protocol, transport)
+            if kind != "leads a miss below ASGI":  # the leader's fetch is joined, not done
+                for _ in range(500):
+                    if all(t.written.endswith(b"conditions") for _, t in open_.values()):
+                        break
+                    await asyncio.sleep(0.01)
+        while state.tasks:  # the ASGI cycle's task ends
+            await asyncio.sleep(0.01)
+        assert (origin.count("/run/0"), origin.count("/run/1")) == (1, 1)
+        assert (app.tally.fast_led, app.tally.fast_collapsed) == (1, 1)  # both below ASGI
+        assert b"cache-status: node; hit;" in open_["a hit below ASGI"][1].written
+        freed: dict[str, bool] = {}
+        for kind in list(open_):
+            protocol, transport = open_.pop(kind)
+            assert transport.written.startswith(b"HTTP/1.1 200 OK\r\n"), kind
+            gone = [weakref.ref(protocol)]
+            if protocol.cycle is not None:  # the request's cycle, and its scope with it
+                gone.append(weakref.ref(protocol.cycle))
+            protocol.connection_lost(None)
+            del protocol, transport
+            freed[kind] = all(ref() is None for ref in gone)
+        await app.engine.close()
+        return freed
+
+    gc.collect()
+    gc.disable()
+    try:
+        freed = asyncio.run(scenario())
+    finally:
+        gc.enable()
+    assert freed == dict.fromkeys(kinds, True)
