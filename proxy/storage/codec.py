@@ -49,27 +49,51 @@ def encode(value: Stored) -> bytes:
 
 
 def decode(data: bytes) -> Stored | None:
-    """The stored value, or None for bytes this version cannot read."""
+    """The stored value, or None for bytes this version cannot read (another version's, cut
+    short, altered): the proxy takes them for a miss, never for an error."""
     if not data.startswith(MAGIC) or len(data) < 7:
         return None
     (length,) = _LENGTH.unpack_from(data, 3)
-    try:
-        meta = orjson.loads(data[7 : 7 + length])
-    except orjson.JSONDecodeError:
+    if 7 + length > len(data):
         return None
+    try:
+        return _value(orjson.loads(data[7 : 7 + length]), data[7 + length :])
+    except (orjson.JSONDecodeError, TypeError, ValueError):  # UnicodeError is a ValueError
+        return None
+
+
+def _value(meta: object, body: bytes) -> Stored:
+    """What `encode` wrote, checked field by field (TypeError or ValueError if it is not)."""
+    if not isinstance(meta, dict):
+        raise TypeError("not an object")
     if "vary" in meta:
-        vary = tuple(v.encode("latin-1") for v in meta["vary"])
-        return VaryMarker(vary, int(meta.get("invalidated", 0)))
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in meta["headers"]]
+        vary = tuple(v.encode("latin-1") for v in _strings(meta["vary"]))
+        return VaryMarker(vary, _int(meta.get("invalidated", 0)))
+    fields = meta["headers"] if isinstance(meta.get("headers"), list) else None
+    if fields is None or not all(isinstance(f, list) and len(f) == 2 for f in fields):
+        raise TypeError("headers")
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in map(_strings, fields)]
     entry = make_entry(
-        meta["status"],
+        _int(meta.get("status")),
         headers,
-        data[7 + length :],
-        meta["request_time"],
-        meta["response_time"],
-        meta["epoch"],
+        body,
+        _int(meta.get("request_time")),
+        _int(meta.get("response_time")),
+        _int(meta.get("epoch")),
     )
-    return replace(entry, initial_age=meta["initial_age"])
+    return replace(entry, initial_age=_int(meta.get("initial_age")))
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise TypeError("not an integer")
+    return value
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("not a list of strings")
+    return value
 
 
 def _mac(secret: bytes, key: str, data: bytes) -> bytes:
