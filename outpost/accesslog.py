@@ -98,7 +98,8 @@ class AccessLog:
         """A request answered below ASGI (a hit from memory; `TCP_CF_HIT`: by another
         request's fetch): `head` is the response head as written. With a `note`, the request
         started the fetch it waited for, and is recorded as `request` records one, with
-        what the fetch noted (the upstream that answered)."""
+        what the fetch noted (the upstream that answered); its result then comes from the
+        note and the answer's Cache-Status, as for any request, and `result` is not used."""
         if note is not None:
             path, _, query = target.partition(b"?")
             scope = {

@@ -133,21 +133,14 @@ class HitProtocol(LimitedProtocol):
             return
         self._write(answer)
         log = proxy.access_log
-        if log is not None:  # a leader's line names the upstream its fetch asked
+        if log is not None:
             method = b"HEAD" if waiter.head else b"GET"
-            head, size, note = answer[0], len(answer[1]), waiter.pending.note
-            result = "TCP_MISS" if note is not None else "TCP_CF_HIT"
-            log.hit(
-                self.client,
-                method,
-                waiter.target,
-                head,
-                size,
-                waiter.started,
-                waiter.headers,
-                result,
-                note,
-            )
+            seen = (self.client, method, waiter.target, answer[0], len(answer[1]))
+            note = waiter.pending.note
+            if note is None:
+                log.hit(*seen, waiter.started, waiter.headers, "TCP_CF_HIT")
+            else:  # it led the fetch: a miss, its line naming the upstream the fetch asked
+                log.hit(*seen, waiter.started, waiter.headers, note=note)
         cycle.response_started = cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:  # the server is shutting down

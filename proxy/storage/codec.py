@@ -69,12 +69,15 @@ def _value(meta: object, body: bytes) -> Stored:
     if "vary" in meta:
         vary = tuple(v.encode("latin-1") for v in _strings(meta["vary"]))
         return VaryMarker(vary, _int(meta.get("invalidated", 0)))
-    fields = meta["headers"] if isinstance(meta.get("headers"), list) else None
-    if fields is None or not all(isinstance(f, list) and len(f) == 2 for f in fields):
+    fields = meta.get("headers")
+    if not isinstance(fields, list) or not all(len(_strings(f)) == 2 for f in fields):
         raise TypeError("headers")
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in map(_strings, fields)]
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in fields]
+    status = _int(meta.get("status"))
+    if not 100 <= status <= 599:
+        raise ValueError("status")
     entry = make_entry(
-        _int(meta.get("status")),
+        status,
         headers,
         body,
         _int(meta.get("request_time")),

@@ -96,6 +96,8 @@ def test_a_cut_or_altered_encoding_is_read_as_a_value_or_none(
         b'{"status": 200}',  # fields missing
         b'{"status": "200", "headers": 1, "request_time": 0, "response_time": 0, "epoch": 0,'
         b' "initial_age": 0}',  # fields of the wrong type
+        b'{"status": 0, "headers": [], "request_time": 0, "response_time": 0, "epoch": 0,'
+        b' "initial_age": 0}',  # no HTTP status
         b'{"vary": 3}',
         b"[]",
         b'{"status": 200, "headers": [["a\\u0100", "b"]], "request_time": 0, "response_time": 0,'
