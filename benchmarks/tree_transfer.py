@@ -12,11 +12,18 @@ cache, so the median of three reads is its time), then once through the node, co
 - `50 clients` (`--clients`): that many GETs at once, one connection each; the time from the
   first send to the last byte of the last answer.
 
+The same two tiers are built of each peer found (`--peers`: squid, varnish and nginx, each as
+in `cold_stampede.py`, the node's parent being the site's), and every run reads its payload
+through each tree once, cold, in an order that rotates from run to run. The peers relay without
+checking what they relay; Outpost's tiers each hash the payload against its name.
+
 Every body is checked against its SHA-256 name. The figure is the median over `--runs` (3) of
-`through the node / direct`, per scenario; the goal of the miss-path issue is at most 1.3. A
-store-then-serve tree pays a whole transfer per tier; a relaying tree (`relay_from_bytes`)
-pays each tier's processing time. The origin's request count for each payload is printed too
-(it must be 1: the site fetched it once for every node request).
+`through the node / direct`, per tree and scenario; the goal of the miss-path issue is at most
+1.3 for Outpost. A store-then-serve tree pays a whole transfer per tier; a relaying tree
+(`relay_from_bytes`) pays each tier's processing time. Also printed, per tree: the origin's
+request count for each payload (it must be 1: the site fetched it once for every node request)
+and the CPU time its two tiers spent per transfer (from /proc), which on a machine with fewer
+cores than busy processes is what the time through the tree cannot go below.
 
 Exit status: 0 when it ran and every body was right; 1 when a body was wrong or missing; 2 when
 it could not run.
@@ -33,24 +40,35 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness import HOST, clean_environment, free_port, outpost_command
-from hit_throughput import Server, start_server, stop_server
+from harness import HOST, clean_environment, free_port, outpost_command, varnish_command
+from hit_throughput import Server, group_cpu_seconds, start_server, stop_server
 from wrk import BenchmarkError
 
+from loadtest.peers import PeerMissing, find_peer, prepare_nginx_proxy_cache, prepare_squid
 from outpost.accesslog import FLUSH_SECONDS
 
 TOKEN = "bench-writer-token"
 
 
+PEERS = ("squid", "varnish", "nginx")
+
+
 @dataclass
 class Tree:
-    origin: Server
+    """Two tiers of one cache: `node` in front of `site` in front of the origin."""
+
+    name: str
     site: Server
     node: Server
+
+    def cpu_seconds(self) -> float:
+        return sum(group_cpu_seconds(s.process.pid) for s in (self.site, self.node))
 
 
 async def get(base: str, path: str) -> tuple[float, bytes]:
@@ -117,85 +135,137 @@ def origin_requests(origin: Server, digest: str, at_least: int) -> int:
     return counted
 
 
-def start_tree(workdir: Path, startup_timeout: float, relay_from: str | None) -> Tree:
+def start_origin(workdir: Path, startup_timeout: float) -> Server:
     tokens = workdir / "tokens.toml"
     tokens.write_text(
         f'[[token]]\nname = "bench"\nrole = "writer"\ntags = ["*"]\ntoken = "{TOKEN}"\n'
     )
     db = f"sqlite:///{workdir / 'outpost.sqlite'}"
-    ports = [free_port() for _ in range(3)]
-    proxy_config: list[str] = []
-    if relay_from is not None:
-        config = workdir / "proxy.toml"
-        config.write_text(f'[proxy]\nrelay_from_bytes = "{relay_from}"\n')
-        proxy_config = ["--config", str(config)]
-    servers: list[Server] = []
-    commands = [
-        ("origin", ["origin", "--db", db, "--tokens-file", str(tokens), "--log-level", "info"]),
-        (
-            "site",
-            ["proxy", *proxy_config, "--name", "site", "--upstream", f"http://{HOST}:{ports[0]}"],
-        ),
-        (
-            "node",
-            ["proxy", *proxy_config, "--name", "node", "--upstream", f"http://{HOST}:{ports[1]}"],
-        ),
-    ]
+    port = free_port()
+    command = [*outpost_command(), "origin", "--db", db, "--tokens-file", str(tokens)]
+    command += ["--log-level", "info", "--host", HOST, "--port", str(port)]
+    origin = start_server("origin", command, port, workdir / "origin.log", None)
     try:
-        for (name, args), port in zip(commands, ports, strict=True):
-            command = [*outpost_command(), *args, "--host", HOST, "--port", str(port)]
-            server = start_server(name, command, port, workdir / f"{name}.log", None)
-            servers.append(server)
-            wait_ready(server, startup_timeout)
+        wait_ready(origin, startup_timeout, "/_outpost/healthz")
     except BaseException:
-        for server in servers:
+        stop_server(origin)
+        raise
+    return origin
+
+
+def start_tier(name: str, tier: str, workdir: Path, parent_port: int, config: list[str]) -> Server:
+    """One tier of cache `name` on a free port in front of HOST:`parent_port`."""
+    port = free_port()
+    label, root = f"{name} {tier}", workdir / f"{name}-{tier}"
+    if name == "outpost":
+        command = [*outpost_command(), "proxy", *config, "--name", tier, "--host", HOST]
+        command += ["--port", str(port), "--upstream", f"http://{HOST}:{parent_port}"]
+        return start_server(label, command, port, workdir / f"{name}-{tier}.log", None)
+    if name == "squid":
+        conf = prepare_squid(root, port=port, parent_port=parent_port, name=f"{name}-{tier}")
+        own = [conf.parent / "cache.log"]
+        command = [find_peer("squid"), "-N", "-f", str(conf)]
+        return start_server(label, command, port, root.with_suffix(".out"), None, own_logs=own)
+    if name == "nginx":
+        conf = prepare_nginx_proxy_cache(root, port=port, parent_port=parent_port)
+        own = [conf.parent / "error.log"]
+        command = [find_peer("nginx"), "-p", str(conf.parent), "-c", str(conf)]
+        return start_server(label, command, port, root.with_suffix(".out"), None, own_logs=own)
+    if name == "varnish":
+        command = varnish_command(find_peer("varnishd"), root, port=port, origin_port=parent_port)
+        return start_server(label, command, port, root.with_suffix(".out"), None)
+    raise ValueError(name)
+
+
+def start_tree(
+    name: str, workdir: Path, origin: Server, startup_timeout: float, relay_from: str | None
+) -> Tree:
+    """Site and node of cache `name`, each on its defaults (Outpost's `relay_from_bytes` aside)."""
+    config: list[str] = []
+    if name == "outpost" and relay_from is not None:
+        path = workdir / "proxy.toml"
+        path.write_text(f'[proxy]\nrelay_from_bytes = "{relay_from}"\n')
+        config = ["--config", str(path)]
+    ready = "/_outpost/healthz" if name == "outpost" else "/v1/payloads"
+    tiers: list[Server] = []
+    try:
+        parent = origin
+        for tier in ("site", "node"):
+            parent_port = int(parent.base.rsplit(":", 1)[1])
+            parent = start_tier(name, tier, workdir, parent_port, config)
+            tiers.append(parent)
+            wait_ready(parent, startup_timeout, ready)
+    except BaseException:
+        for server in tiers:
             stop_server(server)
         raise
-    return Tree(*servers)
+    return Tree(name, *tiers)
 
 
-def wait_ready(server: Server, timeout: float) -> None:
+def wait_ready(server: Server, timeout: float, path: str) -> None:
+    """Until `server` answers `path` at all (any status: a peer passes the origin's on)."""
     deadline = time.monotonic() + timeout
-    path = "/_outpost/healthz"
     while time.monotonic() < deadline:
         server.check_alive()
         try:
             with urllib.request.urlopen(server.base + path, timeout=1):
                 return
+        except urllib.error.HTTPError:
+            return
         except OSError:
             time.sleep(0.1)
     raise BenchmarkError(f"{server.name} did not start in {timeout} s:\n{server.log_tail()}")
 
 
-def measure(tree: Tree, runs: int, size: int, clients: int, quiet: bool) -> dict[str, object]:
-    ratios: dict[str, list[float]] = {"1 client": [], f"{clients} clients": []}
-    seconds: dict[str, list[tuple[float, float]]] = {key: [] for key in ratios}
-    counts: list[int] = []
+def measure(
+    origin: Server, trees: list[Tree], runs: int, size: int, clients: int, quiet: bool
+) -> dict[str, object]:
+    scenarios = (("1 client", 1), (f"{clients} clients", clients))
+
+    def per_tree() -> dict[str, dict[str, list[Any]]]:
+        return {t.name: {s: [] for s, _ in scenarios} for t in trees}
+
+    ratios, seconds, cpu = per_tree(), per_tree(), per_tree()
+
+    def medians(table: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+        return {
+            name: {k: statistics.median(v) for k, v in rows.items()} for name, rows in table.items()
+        }
+
+    counts: dict[str, set[int]] = {t.name: set() for t in trees}
     for run in range(runs):
-        for scenario, n in (("1 client", 1), (f"{clients} clients", clients)):
-            digest = upload(tree.origin.base, os.urandom(size))
+        order = trees[run % len(trees) :] + trees[: run % len(trees)]
+        for scenario, n in scenarios:
+            digest = upload(origin.base, os.urandom(size))
             path = f"/v1/payloads/{digest}"
             # the origin keeps no cache: each direct read is the same work, so take the median
-            # of three; each read through the tree must be cold, so there is one
+            # of three; each read through a tree must be cold, so there is one per tree
             direct = statistics.median(
-                asyncio.run(all_at_once(tree.origin.base, path, n, digest)) for _ in range(3)
+                asyncio.run(all_at_once(origin.base, path, n, digest)) for _ in range(3)
             )
-            through = asyncio.run(all_at_once(tree.node.base, path, n, digest))
-            ratios[scenario].append(through / direct)
-            seconds[scenario].append((direct, through))
-            direct_gets = 3 * n  # aside: only the tree's own requests count
-            counts.append(origin_requests(tree.origin, digest, direct_gets + 1) - direct_gets)
-            if not quiet:
-                print(
-                    f"run {run + 1} {scenario}: direct {direct * 1000:.0f} ms, "
-                    f"through the node {through * 1000:.0f} ms, ratio {through / direct:.2f}",
-                    file=sys.stderr,
-                )
+            asked = origin_requests(origin, digest, 3 * n)
+            for tree in order:
+                before = tree.cpu_seconds()
+                through = asyncio.run(all_at_once(tree.node.base, path, n, digest))
+                now = origin_requests(origin, digest, asked + 1)  # also lets the tiers settle
+                counts[tree.name].add(now - asked)
+                asked = now
+                cpu[tree.name][scenario].append(tree.cpu_seconds() - before)
+                ratios[tree.name][scenario].append(through / direct)
+                seconds[tree.name][scenario].append((direct, through))
+                if not quiet:
+                    print(
+                        f"run {run + 1} {scenario}: direct {direct * 1000:.0f} ms, through "
+                        f"{tree.name} {through * 1000:.0f} ms, ratio {through / direct:.2f}, "
+                        f"tiers' CPU {cpu[tree.name][scenario][-1] * 1000:.0f} ms",
+                        file=sys.stderr,
+                    )
     return {
         "size_bytes": size,
-        "median_ratio": {k: statistics.median(v) for k, v in ratios.items()},
+        "median_ratio": medians(ratios),
+        "median_tiers_cpu_seconds": medians(cpu),
         "seconds": seconds,
-        "origin_requests_per_payload_through_the_tree": sorted(set(counts)),
+        "origin_requests_per_payload_through_the_tree": {k: sorted(v) for k, v in counts.items()},
     }
 
 
@@ -205,6 +275,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (50)")
     parser.add_argument("--runs", type=int, default=3, help="runs (3)")
     parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help="comma-separated peer trees to build beside Outpost's (squid,varnish,nginx); "
+        "'' for none; one not installed is skipped",
+    )
+    parser.add_argument(
         "--relay-from",
         help="the proxies' relay_from_bytes (e.g. 256KiB, 0 for off); their default if not given",
     )
@@ -212,34 +288,55 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        parser.error(f"--peers: unknown {', '.join(sorted(unknown))} (known: {', '.join(PEERS)})")
+    environment = clean_environment()  # before the clear: it reads os.environ
     os.environ.clear()
-    os.environ.update(clean_environment())
+    os.environ.update(environment)
     with tempfile.TemporaryDirectory(prefix="outpost-tree-transfer-") as tmp:
+        workdir = Path(tmp)
+        trees: list[Tree] = []
         try:
-            tree = start_tree(Path(tmp), args.startup_timeout, args.relay_from)
+            origin = start_origin(workdir, args.startup_timeout)
         except BenchmarkError as exc:
             print(f"tree_transfer: {exc}", file=sys.stderr)
             return 2
         try:
+            for name in ("outpost", *peers):
+                try:
+                    trees.append(
+                        start_tree(name, workdir, origin, args.startup_timeout, args.relay_from)
+                    )
+                except PeerMissing as exc:
+                    print(f"tree_transfer: skipping {name}: {exc}", file=sys.stderr)
             result = measure(
-                tree, args.runs, int(args.size_mib * 1024 * 1024), args.clients, args.quiet
+                origin, trees, args.runs, int(args.size_mib * 1024 * 1024), args.clients, args.quiet
             )
         except BenchmarkError as exc:
             print(f"tree_transfer: {exc}", file=sys.stderr)
-            for server in (tree.site, tree.node):
-                print(f"--- {server.name}'s log:\n{server.log_tail()}", file=sys.stderr)
-            return 1
+            for tree in trees:
+                for server in (tree.site, tree.node):
+                    print(f"--- {server.name}'s log:\n{server.log_tail()}", file=sys.stderr)
+            return 2 if not trees else 1
         finally:
-            for server in (tree.node, tree.site, tree.origin):
-                stop_server(server)
+            for tree in trees:
+                stop_server(tree.node)
+                stop_server(tree.site)
+            stop_server(origin)
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"payload {result['size_bytes']} bytes, median of {args.runs} runs")
-        for scenario, ratio in result["median_ratio"].items():  # type: ignore[attr-defined]
-            print(f"  {scenario}: through origin → site → node / direct = {ratio:.2f}")
-        counts = result["origin_requests_per_payload_through_the_tree"]
-        print(f"  origin requests per payload via the tree: {counts}")
+        return 0
+    print(f"payload {result['size_bytes']} bytes, median of {args.runs} runs")
+    print("tree     scenario       through the tree / direct   tiers' CPU per transfer")
+    cpus = result["median_tiers_cpu_seconds"]
+    for name, rows in result["median_ratio"].items():  # type: ignore[attr-defined]
+        for scenario, ratio in rows.items():
+            tiers_cpu = cpus[name][scenario] * 1000  # type: ignore[index]
+            print(f"{name:8} {scenario:14} {ratio:>25.2f}   {tiers_cpu:>18.0f} ms")
+    counts = result["origin_requests_per_payload_through_the_tree"]
+    print(f"origin requests per payload, per tree: {counts}")
     return 0
 
 

@@ -114,7 +114,7 @@ class Relay:
         self.received = 0
         self._done = False
         self._broken: str | None = None
-        self._more: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting: list[asyncio.Future[None]] = []  # one per reader waiting for more
 
     def feed(self, chunk: bytes) -> None:
         if chunk:
@@ -134,8 +134,12 @@ class Relay:
         return b"".join(self._chunks)
 
     def _wake(self) -> None:
-        more, self._more = self._more, asyncio.get_running_loop().create_future()
-        more.set_result(None)
+        # each reader waits on a future of its own, woken in one step (through `shield` a
+        # reader would run a loop turn later, after the fetch had gone on to join the body)
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         sent = 0
@@ -155,7 +159,9 @@ class Relay:
                 continue  # more may have arrived, or `finish` come, while this reader sent
             if done:
                 return
-            await asyncio.shield(self._more)  # a reader that leaves must not cancel the others'
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)  # its own: a reader that leaves cancels no other's
+            await waiter
 
 
 _RETRY = Outcome(retry=True)

@@ -1,8 +1,10 @@
 """Entry point for uvicorn workers: `uvicorn --factory proxy.main:app_from_environment`."""
 
+import os
+
 from outpost import logsafe
 from outpost.config import load_settings
-from outpost.runtime import tune_gc
+from outpost.runtime import tune_gc, tune_malloc
 from proxy.app import ProxyApp, create_app
 from proxy.settings import ProxySettings, with_run_control_token
 
@@ -13,4 +15,5 @@ def app_from_environment() -> ProxyApp:
     settings = with_run_control_token(load_settings(ProxySettings, "proxy"))
     app = create_app(settings, quiet_gc=True)
     tune_gc()  # after the app is built, so its long-lived objects are frozen too
+    tune_malloc(os.environ)
     return app

@@ -140,11 +140,12 @@ def _proxy(args: argparse.Namespace) -> int:
     from proxy.protocol import HitProtocol  # plain hits answered below ASGI
 
     if settings.workers == 1:
-        from outpost.runtime import tune_gc
+        from outpost.runtime import tune_gc, tune_malloc
         from proxy.app import create_app
 
         app: Any = create_app(settings, quiet_gc=True)
         tune_gc()  # after the app is built, so its long-lived objects are frozen too
+        tune_malloc(os.environ)
     else:
         _export(settings, "PROXY")
         app = "proxy.main:app_from_environment"

@@ -1,10 +1,15 @@
 """The proxies' collector tuning: start-up objects frozen, young collections less frequent, and
-collections made when the event loop is quiet (`QuietCollector`), not in a burst."""
+collections made when the event loop is quiet (`QuietCollector`), not in a burst; and their
+malloc tuning: freed chunks reused, not faulted in afresh."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import platform
+import subprocess
+import sys
 import time
 import weakref
 from collections.abc import Iterator
@@ -14,11 +19,16 @@ import pytest
 from outpost.runtime import (
     BACKSTOP_YOUNG,
     BUSY_YOUNG,
+    M_MMAP_THRESHOLD,
+    M_TRIM_THRESHOLD,
     MIN_YOUNG,
+    MMAP_THRESHOLD,
     QUIET_TICKS,
+    TRIM_THRESHOLD,
     YOUNG_THRESHOLD,
     QuietCollector,
     generation_due,
+    malloc_options,
     tune_gc,
 )
 
@@ -115,3 +125,62 @@ def test_cycles_are_collected_by_the_ticks_of_a_running_loop() -> None:
         return gone() is None
 
     assert asyncio.run(scenario())
+
+
+# --- malloc ------------------------------------------------------------------------------------
+
+ROUNDS = """
+import os, resource, sys
+from outpost.runtime import tune_malloc
+tuned = tune_malloc(os.environ) if sys.argv[1] == "tuned" else False
+def rounds(n):  # a relayed 10 MiB object: its 256 KiB chunks all alive, then all freed
+    for _ in range(n):
+        chunks = [b"x" * (256 * 1024) for _ in range(40)]
+        del chunks
+rounds(2)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+rounds(10)
+print(tuned, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _page_faults(mode: str, **environ: str) -> tuple[bool, int]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", ROUNDS, mode],
+        env={**env, **environ},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    tuned, faults = done.stdout.split()
+    return tuned == "True", int(faults)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_tuned_malloc_reuses_freed_chunks_instead_of_faulting_in_fresh_pages() -> None:
+    plain_tuned, plain = _page_faults("plain")
+    tuned, faults = _page_faults("tuned")
+    assert not plain_tuned and tuned
+    assert plain > 2000  # 10 rounds of 10 MiB: glibc gave much of each back, then faulted it in
+    assert faults < plain / 20
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_an_operators_own_malloc_setting_is_left_alone() -> None:
+    tuned, faults = _page_faults("tuned", MALLOC_TOP_PAD_="0")
+    assert not tuned
+    assert faults > 2000
+
+
+def test_malloc_options_set_both_thresholds_unless_the_environment_tunes_malloc() -> None:
+    assert malloc_options({"PATH": "/bin", "MALLOC_ARENA_MAX": "2"}) == {
+        M_MMAP_THRESHOLD: MMAP_THRESHOLD,
+        M_TRIM_THRESHOLD: TRIM_THRESHOLD,
+    }
+    assert malloc_options({"MALLOC_MMAP_THRESHOLD_": "65536"}) == {}
+    assert malloc_options({"MALLOC_TRIM_THRESHOLD_": "0"}) == {}
+    assert malloc_options({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}) == {}
+    assert malloc_options({"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}) != {}
+    assert 256 * 1024 < MMAP_THRESHOLD <= TRIM_THRESHOLD

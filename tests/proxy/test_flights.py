@@ -167,6 +167,31 @@ def test_a_relay_holds_back_only_the_bytes_that_complete_it_until_it_is_finished
     run(test)
 
 
+def test_waiting_readers_have_the_last_bytes_one_loop_turn_after_the_finish() -> None:
+    """The fetch yields once after `finish` before it joins the body to store it (milliseconds
+    for a large one): by then every waiting reader must hold the last chunk, or each tier of a
+    tree adds a join to the time to last byte."""
+
+    async def test() -> None:
+        relay = Relay(200, [], 4)
+        seen: list[list[bytes]] = [[], [], []]
+
+        async def reader(into: list[bytes]) -> None:
+            async for chunk in relay.chunks():
+                into.append(chunk)
+
+        tasks = [asyncio.create_task(reader(into)) for into in seen]
+        relay.feed(b"ab")
+        await asyncio.sleep(0.01)
+        relay.feed(b"cd")
+        relay.finish()
+        await asyncio.sleep(0)  # what `Engine._relay` does before it joins
+        assert [b"".join(into) for into in seen] == [b"abcd"] * 3
+        await asyncio.gather(*tasks)
+
+    run(test)
+
+
 def test_a_reader_busy_sending_when_the_relay_completes_still_gets_every_byte() -> None:
     """A slow client: its reader is suspended in a send while the rest arrives and the relay
     is finished; it must then send the rest, not stop at what it had counted before."""
