@@ -22,8 +22,8 @@ A proxy relaying a large object receives it in chunks of up to 256 KiB, allocate
 by the hundred per object. glibc's malloc serves a block above its mmap threshold (128 KiB to
 start with) with a fresh mapping, and gives the top of its heap back to the kernel once 128 KiB
 of it are free, so every chunk cost page faults and zeroed pages: in `benchmarks/tree_transfer.py`
-a tier spent 17 ms of system time per cold 10 MiB object, 10 ms of it in the fault handler
-(perf). `tune_malloc` sets the mmap threshold above the largest chunk (`MMAP_THRESHOLD`) and
+a tier spent 17 ms of system time per cold 10 MiB object, most of it in the page-fault
+handler (perf). `tune_malloc` sets the mmap threshold above the largest chunk (`MMAP_THRESHOLD`) and
 keeps up to `TRIM_THRESHOLD` of free heap for reuse: 10 ms of system time per object, the rest
 being the socket copies and the stored body's own pages. Objects of `MMAP_THRESHOLD` and more
 (the stored bodies of large payloads) still get mappings of their own, returned whole to the
