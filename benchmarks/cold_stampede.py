@@ -213,33 +213,39 @@ def start_cache(
     """Start one cache on a free port; None (with a message) if it is not installed."""
     port = free_port()
     origin = f"http://{HOST}:{origin_port}"
+    if name == "outpost":
+        command = [*outpost_command(), "proxy", "--name", "stampede", "--host", HOST]
+        command += ["--port", str(port), "--upstream", origin, "--workers", "1"]
+        command += ["--server", "uvicorn", "--log-level", "warning"]
+        return start_server(name, command, port, root / "outpost.log", pin)
     try:
-        if name == "outpost":
-            command = [*outpost_command(), "proxy", "--name", "stampede", "--host", HOST]
-            command += ["--port", str(port), "--upstream", origin, "--workers", "1"]
-            command += ["--server", "uvicorn", "--log-level", "warning"]
-            return start_server(name, command, port, root / "outpost.log", pin)
-        if name == "squid":
-            squid = find_peer("squid")
-            conf = prepare_squid(root / "squid", port=port, parent_port=origin_port, name=name)
-            own = [conf.parent / "cache.log"]
-            command = [squid, "-N", "-f", str(conf)]
-            return start_server(name, command, port, root / "squid.out", pin, own_logs=own)
-        if name == "nginx":
-            nginx = find_peer("nginx")
-            conf = prepare_nginx_proxy_cache(root / "nginx", port=port, parent_port=origin_port)
-            own = [conf.parent / "error.log"]
-            command = [nginx, "-p", str(conf.parent), "-c", str(conf)]
-            return start_server(name, command, port, root / "nginx.out", pin, own_logs=own)
-        if name == "varnish":
-            varnishd = find_peer("varnishd")
-            command = varnish_command(
-                varnishd, root / "varnish", port=port, origin_port=origin_port
-            )
-            return start_server(name, command, port, root / "varnish.out", pin)
+        return start_peer_cache(
+            name, name, root / name, port=port, parent_port=origin_port, pin=pin
+        )
     except PeerMissing as exc:
         progress(args, f"skipping {name}: {exc}")
         return None
+
+
+def start_peer_cache(
+    name: str, label: str, work: Path, *, port: int, parent_port: int, pin: int | None
+) -> Server:
+    """squid, nginx or varnish on HOST:`port` in front of HOST:`parent_port`, its files in
+    `work` (created) and its output in `work`.out; `label` names the server (and is squid's
+    visible hostname: two squids in one chain need two, or each takes the other's requests
+    for a forwarding loop). PeerMissing if the program is not installed."""
+    out = work.with_suffix(".out")
+    if name == "squid":
+        conf = prepare_squid(work, port=port, parent_port=parent_port, name=label)
+        command = [find_peer("squid"), "-N", "-f", str(conf)]
+        return start_server(label, command, port, out, pin, own_logs=[work / "cache.log"])
+    if name == "nginx":
+        conf = prepare_nginx_proxy_cache(work, port=port, parent_port=parent_port)
+        command = [find_peer("nginx"), "-p", str(work), "-c", str(conf)]
+        return start_server(label, command, port, out, pin, own_logs=[work / "error.log"])
+    if name == "varnish":
+        command = varnish_command(find_peer("varnishd"), work, port=port, origin_port=parent_port)
+        return start_server(label, command, port, out, pin)
     raise ValueError(name)
 
 

@@ -46,11 +46,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import HOST, clean_environment, free_port, outpost_command, varnish_command
+from cold_stampede import start_peer_cache
+from harness import HOST, clean_environment, free_port, outpost_command
 from hit_throughput import Server, group_cpu_seconds, start_server, stop_server
 from wrk import BenchmarkError
 
-from loadtest.peers import PeerMissing, find_peer, prepare_nginx_proxy_cache, prepare_squid
+from loadtest.peers import PeerMissing
 from outpost.accesslog import FLUSH_SECONDS
 
 TOKEN = "bench-writer-token"
@@ -156,25 +157,12 @@ def start_origin(workdir: Path, startup_timeout: float) -> Server:
 def start_tier(name: str, tier: str, workdir: Path, parent_port: int, config: list[str]) -> Server:
     """One tier of cache `name` on a free port in front of HOST:`parent_port`."""
     port = free_port()
-    label, root = f"{name} {tier}", workdir / f"{name}-{tier}"
     if name == "outpost":
         command = [*outpost_command(), "proxy", *config, "--name", tier, "--host", HOST]
         command += ["--port", str(port), "--upstream", f"http://{HOST}:{parent_port}"]
-        return start_server(label, command, port, workdir / f"{name}-{tier}.log", None)
-    if name == "squid":
-        conf = prepare_squid(root, port=port, parent_port=parent_port, name=f"{name}-{tier}")
-        own = [conf.parent / "cache.log"]
-        command = [find_peer("squid"), "-N", "-f", str(conf)]
-        return start_server(label, command, port, root.with_suffix(".out"), None, own_logs=own)
-    if name == "nginx":
-        conf = prepare_nginx_proxy_cache(root, port=port, parent_port=parent_port)
-        own = [conf.parent / "error.log"]
-        command = [find_peer("nginx"), "-p", str(conf.parent), "-c", str(conf)]
-        return start_server(label, command, port, root.with_suffix(".out"), None, own_logs=own)
-    if name == "varnish":
-        command = varnish_command(find_peer("varnishd"), root, port=port, origin_port=parent_port)
-        return start_server(label, command, port, root.with_suffix(".out"), None)
-    raise ValueError(name)
+        return start_server(f"outpost {tier}", command, port, workdir / f"outpost-{tier}.log", None)
+    work = workdir / f"{name}-{tier}"
+    return start_peer_cache(name, work.name, work, port=port, parent_port=parent_port, pin=None)
 
 
 def start_tree(
