@@ -50,6 +50,7 @@ __all__ = [
     "malloc_options",
     "tune_gc",
     "tune_malloc",
+    "tune_process",
 ]
 
 YOUNG_THRESHOLD = 50_000  # automatic young collections of a process without a QuietCollector
@@ -153,3 +154,10 @@ def tune_malloc(environ: Mapping[str, str]) -> bool:
         return False
     mallopt = ctypes.CDLL(None).mallopt
     return all(mallopt(param, value) == 1 for param, value in options.items())
+
+
+def tune_process(environ: Mapping[str, str]) -> None:
+    """What a proxy's entry point does once its app is built (so that the app's long-lived
+    objects are frozen too): `tune_gc`, then `tune_malloc`."""
+    tune_gc()
+    tune_malloc(environ)

@@ -195,7 +195,7 @@ class ProxyApp:
             )
         self._exit: contextlib.AsyncExitStack | None = None
         # collect garbage when the loop is quiet (`outpost.runtime`): asked for by the servers'
-        # entry points after `tune_gc`, never in-process (tests, benchmarks' own loops)
+        # entry points (which then call `tune_process`), never in-process (tests, benchmarks)
         self.quiet_gc = quiet_gc
 
     def _prepare(self, value: Stored) -> Stored:

@@ -4,7 +4,7 @@ import os
 
 from outpost import logsafe
 from outpost.config import load_settings
-from outpost.runtime import tune_gc, tune_malloc
+from outpost.runtime import tune_process
 from proxy.app import ProxyApp, create_app
 from proxy.settings import ProxySettings, with_run_control_token
 
@@ -14,6 +14,5 @@ def app_from_environment() -> ProxyApp:
     logsafe.install()
     settings = with_run_control_token(load_settings(ProxySettings, "proxy"))
     app = create_app(settings, quiet_gc=True)
-    tune_gc()  # after the app is built, so its long-lived objects are frozen too
-    tune_malloc(os.environ)
+    tune_process(os.environ)  # after the app is built: its objects are frozen too
     return app

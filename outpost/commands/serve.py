@@ -140,12 +140,11 @@ def _proxy(args: argparse.Namespace) -> int:
     from proxy.protocol import HitProtocol  # plain hits answered below ASGI
 
     if settings.workers == 1:
-        from outpost.runtime import tune_gc, tune_malloc
+        from outpost.runtime import tune_process
         from proxy.app import create_app
 
         app: Any = create_app(settings, quiet_gc=True)
-        tune_gc()  # after the app is built, so its long-lived objects are frozen too
-        tune_malloc(os.environ)
+        tune_process(os.environ)  # after the app is built: its objects are frozen too
     else:
         _export(settings, "PROXY")
         app = "proxy.main:app_from_environment"
